@@ -1,0 +1,58 @@
+# Shipway — every target sets itself up; `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+REPO   ?= $(CURDIR)
+HOST   ?= 127.0.0.1
+PORT   ?= 8765
+INSPECTOR_DIR   := tests/inspector
+INSPECTOR_STAMP := $(INSPECTOR_DIR)/node_modules/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install system-deps run test lint format bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Shipway needs Python >= 3.11 (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev,bench]'
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install Shipway with its test and dev tools
+
+system-deps: ## Install the system tools the tests use (git, bubblewrap, Node/npm) when root and missing
+	@bash scripts/system-deps.sh
+
+$(INSPECTOR_STAMP): $(INSPECTOR_DIR)/package.json $(INSPECTOR_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(INSPECTOR_DIR) --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the MCP Inspector test will be skipped"; fi
+
+run: install ## Serve REPO (default: this directory) over streamable HTTP on HOST:PORT
+	$(BIN)/shipway serve --http --repo "$(REPO)" --host $(HOST) --port $(PORT)
+
+test: install system-deps $(INSPECTOR_STAMP) ## Run the whole test suite
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install ## Apply ruff's formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install ## Run the benchmarks (printed, not asserted)
+	$(BIN)/python bench/mcp_latency.py
+	$(BIN)/python bench/mcp_load.py
+
+clean: ## Remove the virtualenv, node_modules and caches
+	rm -rf $(VENV) $(INSPECTOR_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Code indexes (lexical, symbol, semantic) and knowledge documents. A leaf: imports nothing of ours."""

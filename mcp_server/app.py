@@ -1,0 +1,27 @@
+"""Wiring: from settings to a ready service, with state kept in `.shipway/` out of git."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mcp_server.config import Settings
+from mcp_server.server import ServerDeps
+from mcp_server.tasks.service import TaskService
+from mcp_server.tasks.sqlite_store import SqliteTaskStore
+
+STORE_FILE = "tasks.db"
+
+
+def ensure_state_dir(path: Path) -> Path:
+    """Create the state directory; a `.gitignore` of `*` keeps all of it out of git."""
+    path.mkdir(parents=True, exist_ok=True)
+    ignore = path / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# Shipway's local state: never commit it.\n*\n", encoding="utf-8")
+    return path
+
+
+def open_deps(settings: Settings) -> ServerDeps:
+    state = ensure_state_dir(settings.state_path)
+    store = SqliteTaskStore(state / STORE_FILE)
+    return ServerDeps(settings=settings, tasks=TaskService(store, settings))

@@ -1,0 +1,190 @@
+"""The `shipway` command line: the server, and every task operation, scriptable with --json.
+
+Errors are one line on stderr: `shipway: error: <what failed and what to do>`, exit 1 (exit 2
+for a usage mistake). Data goes to stdout; with --json it is the same model the MCP tool
+returns.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import BaseModel
+
+from mcp_server import __version__
+from mcp_server.app import open_deps
+from mcp_server.config import load_settings
+from mcp_server.errors import ShipwayError
+from mcp_server.server import ServerDeps
+from mcp_server.tasks.model import Actor, TaskState
+
+repo_option = click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Target git repository (default: $SHIPWAY_REPO or the current directory).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def cli_actor() -> Actor:
+    return Actor(kind="human", name=getpass.getuser())
+
+
+def deps_for(repo: Path | None) -> ServerDeps:
+    return open_deps(load_settings(repo=repo))
+
+
+def emit(value: BaseModel, as_json: bool, text: Callable[[Any], str]) -> None:
+    click.echo(value.model_dump_json(indent=2) if as_json else text(value))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="shipway", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Shipway: sandboxed engineering tools and agents behind a server-side review gate."""
+
+
+@cli.command()
+@click.option("--stdio", "transport", flag_value="stdio", default=True, help="Serve MCP on stdin/stdout (default).")
+@click.option("--http", "transport", flag_value="http", help="Serve MCP over streamable HTTP.")
+@click.option("--host", default=None, help="HTTP bind address (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="HTTP port (default 8765; 0 picks a free one).")
+@click.option("--toolset", type=click.Choice(["agent", "reviewer"]), default=None, help="Tools to serve.")
+@repo_option
+def serve(transport: str, host: str | None, port: int | None, toolset: str | None, repo: Path | None) -> None:
+    """Run the MCP server for one repository."""
+    from mcp_server.serving import serve_http_forever, serve_stdio
+
+    settings = load_settings(repo=repo, host=host, port=port, toolset=toolset)
+    if transport == "stdio":
+        serve_stdio(settings)
+    else:
+        serve_http_forever(settings)
+
+
+@cli.command("client-config")
+@click.option("--url", default=None, help="URL of a running HTTP server, to add HTTP snippets.")
+@repo_option
+def client_config(url: str | None, repo: Path | None) -> None:
+    """Print MCP client configuration for Warp, VS Code, Cursor and Claude Code."""
+    from mcp_server.client_config import client_snippets
+
+    settings = load_settings(repo=repo)
+    shipway_bin = Path(sys.executable).parent / "shipway"
+    click.echo(client_snippets(shipway_bin, settings.repo, url, token_required=settings.http_token is not None))
+
+
+@cli.group()
+def task() -> None:
+    """Start, inspect, abort and verify tasks."""
+
+
+def _read_request(request: str) -> str:
+    return sys.stdin.read() if request == "-" else request
+
+
+@task.command("start")
+@click.argument("request")
+@repo_option
+@json_option
+def task_start(request: str, repo: Path | None, as_json: bool) -> None:
+    """Start a task for REQUEST (use - to read it from stdin)."""
+    from mcp_server.cli_format import task_text
+
+    deps = deps_for(repo)
+    emit(deps.tasks.start(_read_request(request), cli_actor()), as_json, task_text)
+
+
+@task.command("list")
+@click.option("--state", type=click.Choice([s.value for s in TaskState]), default=None)
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--offset", type=int, default=0, show_default=True)
+@repo_option
+@json_option
+def task_list(state: str | None, limit: int, offset: int, repo: Path | None, as_json: bool) -> None:
+    """List tasks, newest first."""
+    from mcp_server.cli_format import page_text
+
+    page = deps_for(repo).tasks.page(TaskState(state) if state else None, limit, offset)
+    emit(page, as_json, page_text)
+
+
+@task.command("show")
+@click.argument("task_id")
+@repo_option
+@json_option
+def task_show(task_id: str, repo: Path | None, as_json: bool) -> None:
+    """Show one task."""
+    from mcp_server.cli_format import task_text
+
+    emit(deps_for(repo).tasks.get(task_id), as_json, task_text)
+
+
+@task.command("log")
+@click.argument("task_id")
+@click.option("--after", "after_seq", type=int, default=0, help="Only events after this sequence number.")
+@click.option("--limit", type=int, default=200, show_default=True)
+@repo_option
+@json_option
+def task_log(task_id: str, after_seq: int, limit: int, repo: Path | None, as_json: bool) -> None:
+    """Show a task's audit log."""
+    from mcp_server.cli_format import log_text
+
+    emit(deps_for(repo).tasks.log(task_id, after_seq, limit), as_json, log_text)
+
+
+@task.command("abort")
+@click.argument("task_id")
+@click.option("--reason", required=True, help="Why the task is stopped (logged).")
+@repo_option
+@json_option
+def task_abort(task_id: str, reason: str, repo: Path | None, as_json: bool) -> None:
+    """Abort a live task."""
+    from mcp_server.cli_format import task_text
+
+    emit(deps_for(repo).tasks.abort(task_id, reason, cli_actor()), as_json, task_text)
+
+
+@task.command("verify")
+@click.argument("task_id", required=False)
+@click.option("--all", "every", is_flag=True, help="Verify every task in the store.")
+@repo_option
+@json_option
+def task_verify(task_id: str | None, every: bool, repo: Path | None, as_json: bool) -> None:
+    """Check a task's hash chain (exit 1 if it is broken)."""
+    from mcp_server.cli_format import VerifyResult, verify_text
+
+    if bool(task_id) == every:
+        raise click.UsageError("give a TASK_ID or --all")
+    tasks = deps_for(repo).tasks
+    result = VerifyResult(reports=tasks.verify_all() if every else [tasks.verify(task_id or "")])
+    emit(result, as_json, verify_text)
+    if not result.ok:
+        sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning every expected error into one line and an exit code."""
+    try:
+        status = cli.main(args=argv, prog_name="shipway", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "shipway"
+        click.echo(f"shipway: error: {exc.format_message()} (see `{where} --help`)", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("shipway: aborted", err=True)
+        sys.exit(130)
+    except (ShipwayError, click.ClickException) as exc:
+        message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+        click.echo(f"shipway: error: {message}", err=True)
+        sys.exit(1)
+    if isinstance(status, int) and status:
+        sys.exit(status)

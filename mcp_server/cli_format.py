@@ -1,0 +1,67 @@
+"""Plain-text renderings of the models the CLI prints (--json prints the models themselves)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, computed_field
+
+from mcp_server.tasks.chain import ChainReport
+from mcp_server.tasks.model import Task
+from mcp_server.tasks.service import TaskLog, TaskPage
+
+_TIME = "%Y-%m-%d %H:%M:%S"
+
+
+class VerifyResult(BaseModel):
+    reports: list[ChainReport]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ok(self) -> bool:
+        return all(report.ok for report in self.reports)
+
+
+def task_text(task: Task) -> str:
+    lines = [
+        f"task      {task.id}",
+        f"state     {task.state}",
+        f"title     {task.title}",
+        f"repo      {task.repo}",
+        f"base      {task.base_branch or '(detached)'} @ {task.base_commit[:12]}",
+        f"by        {task.created_by}",
+        f"created   {task.created_at.strftime(_TIME)} UTC",
+        f"updated   {task.updated_at.strftime(_TIME)} UTC",
+    ]
+    if task.reason:
+        lines.append(f"reason    {task.reason}")
+    return "\n".join([*lines, "", task.request])
+
+
+def page_text(page: TaskPage) -> str:
+    if not page.tasks:
+        return "no tasks" if page.total == 0 else f"no tasks at offset {page.offset} (total {page.total})"
+    rows = [f"{t.id}  {t.state:<13} {t.updated_at.strftime(_TIME)}  {t.title}" for t in page.tasks]
+    shown_to = page.offset + len(page.tasks)
+    if shown_to < page.total:
+        rows.append(f"… {page.total - shown_to} more (use --offset {shown_to})")
+    return "\n".join(rows)
+
+
+def log_text(log: TaskLog) -> str:
+    rows = []
+    for e in log.events:
+        move = f"{e.from_state or ''} -> {e.to_state}" if e.from_state != e.to_state else str(e.to_state)
+        rows.append(f"{e.seq:>4}  {e.at.strftime(_TIME)}  {e.actor:<20} {e.action:<12} {move}  {e.sha256[:12]}")
+    status = "chain ok" if log.chain.ok else f"CHAIN BROKEN: {log.chain.problem}"
+    rows.append(f"{log.total} events; {status}")
+    return "\n".join(rows)
+
+
+def verify_text(result: VerifyResult) -> str:
+    lines = [
+        f"{r.task_id}  ok ({r.events_checked} events)" if r.ok else f"{r.task_id}  BROKEN: {r.problem}"
+        for r in result.reports
+    ]
+    if len(result.reports) != 1:
+        broken = sum(not r.ok for r in result.reports)
+        lines.append(f"{len(result.reports)} tasks verified, {broken} broken")
+    return "\n".join(lines)

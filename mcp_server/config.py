@@ -1,0 +1,144 @@
+"""Settings: command-line flags > `SHIPWAY_*` environment > the repo's `shipway.toml` > defaults.
+
+`shipway.toml` is repository content, and repository content is untrusted (an agent can
+edit it on a branch; a cloned repo can ship one). So the file may only set the keys in
+`REPO_FILE_KEYS`; anything that widens what the server exposes or where it writes (host,
+token, state directory, extra repositories) comes from flags or the environment only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mcp_server.errors import ConfigError
+from sandbox.host_git import NotAGitRepo, inspect_repo
+
+REPO_FILE = "shipway.toml"
+REPO_FILE_KEYS = frozenset({"base_branch", "port", "log_level"})
+STATE_DIR_NAME = ".shipway"
+MIN_TOKEN_CHARS = 16
+
+Toolset = Literal["agent", "reviewer"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+_repo_file_values: ContextVar[dict[str, Any] | None] = ContextVar("_repo_file_values", default=None)
+
+
+class _RepoFileSource(PydanticBaseSettingsSource):
+    """Lowest-priority source: the already-vetted keys of the repo's shipway.toml."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_repo_file_values.get() or {})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHIPWAY_", extra="forbid", validate_default=True)
+
+    repo: Path = Field(description="Root of the git repository this server works on")
+    state_dir: Path | None = Field(default=None, description="Where tasks live; default <repo>/.shipway")
+    extra_repos: list[Path] = Field(default_factory=list, description="Other repositories start_task may name")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    http_token: SecretStr | None = None
+    toolset: Toolset = "agent"
+    max_request_chars: int = Field(default=20_000, ge=1, le=1_000_000)
+    base_branch: str | None = Field(default=None, description="Branch changes target; default the current one")
+    log_level: LogLevel = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _RepoFileSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _exposure_needs_a_token(self) -> Settings:
+        token = self.http_token.get_secret_value() if self.http_token else ""
+        if self.http_token is not None and len(token) < MIN_TOKEN_CHARS:
+            raise ValueError(f"SHIPWAY_HTTP_TOKEN must be at least {MIN_TOKEN_CHARS} characters")
+        if not is_loopback(self.host) and not token:
+            raise ValueError(
+                f"binding {self.host} exposes the server beyond this machine; set SHIPWAY_HTTP_TOKEN "
+                "(for example `export SHIPWAY_HTTP_TOKEN=$(openssl rand -hex 32)`) or bind 127.0.0.1"
+            )
+        return self
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir if self.state_dir is not None else self.repo / STATE_DIR_NAME
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_repo_root(path: Path) -> Path:
+    """The root of the git working tree containing `path`, or a ConfigError saying how to fix it."""
+    try:
+        return inspect_repo(path.expanduser().resolve()).root
+    except NotAGitRepo as exc:
+        raise ConfigError(f"{exc}: run Shipway inside a git repository or pass --repo PATH") from exc
+
+
+def read_repo_file(repo: Path) -> dict[str, Any]:
+    """The keys of `<repo>/shipway.toml` that a repository may set, or a ConfigError."""
+    path = repo / REPO_FILE
+    if not path.is_file():
+        return {}
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{REPO_FILE} is not valid TOML: {exc}") from exc
+    for key in values:
+        if key in REPO_FILE_KEYS:
+            continue
+        if key in Settings.model_fields:
+            env = f"SHIPWAY_{key.upper()}"
+            raise ConfigError(f"{REPO_FILE} may not set {key!r}: repository files are untrusted; set {env} instead")
+        raise ConfigError(f"{REPO_FILE}: unknown key {key!r}; allowed keys: {', '.join(sorted(REPO_FILE_KEYS))}")
+    return values
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        message = err["msg"].removeprefix("Value error, ")
+        parts.append(message if field == "settings" else f"{field}: {message}")
+    return "invalid settings: " + "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings for the repository named by `repo=`, `SHIPWAY_REPO` or the current directory."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    raw_repo = given.get("repo") or os.environ.get("SHIPWAY_REPO") or Path.cwd()
+    given["repo"] = resolve_repo_root(Path(raw_repo))
+    token = _repo_file_values.set(read_repo_file(given["repo"]))
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+    finally:
+        _repo_file_values.reset(token)

@@ -1,0 +1,167 @@
+"""`create_server(deps)`: the MCP face of Shipway (mcp 2.x `MCPServer`).
+
+Tool bodies stay thin: each one calls a service method and returns its pydantic model, which
+becomes the tool's `structuredContent` and output schema. Errors the caller can fix come back
+as `isError` results with an actionable message; anything else is masked here and logged in
+full on the server.
+
+Toolsets: `agent` (the default, what editors and Shipway's own agents get) and `reviewer`.
+Every tool names the toolsets that serve it; tools that decide on a change (approve, merge)
+are served to `reviewer` only, so an agent session cannot even see them.
+"""
+
+import functools
+import getpass
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+from mcp_types import Tool as MCPTool
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+from mcp_server import __version__
+from mcp_server.config import Settings, Toolset
+from mcp_server.errors import StoreError, UserInputError
+from mcp_server.schema_trim import trim_schema
+from mcp_server.tasks.model import Actor, Task, TaskState
+from mcp_server.tasks.service import TaskLog, TaskPage, TaskService
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = """\
+Shipway turns a change request into a reviewed pull request, with every command sandboxed and \
+every step logged. Begin with start_task; follow a task with get_task and get_task_log. \
+Humans approve plans and merges; agents cannot."""
+
+TaskId = Annotated[str, Field(description="Task id, or a unique prefix of 4+ characters", max_length=64)]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class ServerDeps:
+    settings: Settings
+    tasks: TaskService
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    fn: Callable[..., Any]
+    annotations: ToolAnnotations
+    toolsets: frozenset[Toolset]
+
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+CREATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+ENDS = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
+BOTH: frozenset[Toolset] = frozenset({"agent", "reviewer"})
+
+
+def caller_errors(fn: _F) -> _F:
+    """Turn errors the caller can act on into MCP tool errors; leave the rest to be masked."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserInputError as exc:
+            raise ToolError(str(exc)) from exc
+        except StoreError as exc:
+            log.exception("task store failure in %s", fn.__name__)
+            raise ToolError("the task store is busy or unavailable; try again in a moment") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def actor_for(toolset: Toolset) -> Actor:
+    # Until reviewer identities arrive with the review gate, a reviewer session acts as the
+    # person who started the server; an agent session is always an agent.
+    return Actor(kind="agent", name="mcp-client") if toolset == "agent" else Actor(kind="human", name=getpass.getuser())
+
+
+def task_tools(tasks: TaskService, actor: Actor) -> list[ToolSpec]:
+    def start_task(
+        request: Annotated[str, Field(description="What should change, in plain words")],
+        repo: Annotated[str | None, Field(description="Absolute repository path; default: the served repo")] = None,
+    ) -> Task:
+        """Start a task for a change request; returns the task and its id."""
+        return tasks.start(request, actor, repo)
+
+    def list_tasks(
+        state: TaskState | None = None,
+        limit: Annotated[int, Field(ge=1, le=200)] = 20,
+        offset: Annotated[int, Field(ge=0)] = 0,
+    ) -> TaskPage:
+        """List tasks, newest first, optionally only those in one state."""
+        return tasks.page(state, limit, offset)
+
+    def get_task(task_id: TaskId) -> Task:
+        """Get one task: its request, state and base commit."""
+        return tasks.get(task_id)
+
+    def abort_task(
+        task_id: TaskId,
+        reason: Annotated[str, Field(description="Why the task is stopped")],
+    ) -> Task:
+        """Abort a live task for good; the reason is logged."""
+        return tasks.abort(task_id, reason, actor)
+
+    def get_task_log(
+        task_id: TaskId,
+        after_seq: Annotated[int, Field(ge=0, description="Return events after this one")] = 0,
+        limit: Annotated[int, Field(ge=1, le=200)] = 50,
+    ) -> TaskLog:
+        """Get a task's audit log (who did what, when) and whether its hash chain verifies."""
+        return tasks.log(task_id, after_seq, limit)
+
+    return [
+        ToolSpec(caller_errors(start_task), CREATES, BOTH),
+        ToolSpec(caller_errors(list_tasks), READ_ONLY, BOTH),
+        ToolSpec(caller_errors(get_task), READ_ONLY, BOTH),
+        ToolSpec(caller_errors(abort_task), ENDS, BOTH),
+        ToolSpec(caller_errors(get_task_log), READ_ONLY, BOTH),
+    ]
+
+
+class ShipwayServer(MCPServer):
+    """MCPServer whose `tools/list` carries trimmed schemas (see schema_trim)."""
+
+    async def list_tools(self) -> list[MCPTool]:
+        return [
+            tool.model_copy(
+                update={
+                    "input_schema": trim_schema(tool.input_schema),
+                    "output_schema": trim_schema(tool.output_schema),
+                }
+            )
+            for tool in await super().list_tools()
+        ]
+
+
+def create_server(deps: ServerDeps, toolset: Toolset | None = None) -> MCPServer:
+    """An MCPServer serving `toolset` (default: the one in settings) over `deps`."""
+    chosen = toolset or deps.settings.toolset
+    server = ShipwayServer(
+        "shipway",
+        title="Shipway",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        log_level=deps.settings.log_level,
+    )
+    for spec in task_tools(deps.tasks, actor_for(chosen)):
+        if chosen in spec.toolsets:
+            server.add_tool(spec.fn, annotations=spec.annotations, structured_output=True)
+
+    @server.resource("task://{task_id}", name="task", mime_type="application/json")
+    def task_resource(task_id: str) -> str:
+        """A task as JSON."""
+        try:
+            return deps.tasks.get(task_id).model_dump_json(indent=2)
+        except UserInputError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+
+    return server

@@ -1,0 +1,69 @@
+"""Running the server: stdio for editors that launch it, HTTP for everything else.
+
+On stdio, stdout carries the protocol, so everything human goes to stderr. Over HTTP the
+banner (URLs and client snippets) goes to stdout once the socket is listening.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import anyio
+
+from mcp_server.app import open_deps
+from mcp_server.client_config import client_snippets
+from mcp_server.config import Settings
+from mcp_server.http_app import MCP_PATH, REVIEW_PATH, bind_socket, build_http_app, serve_http
+from mcp_server.server import create_server
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def serve_stdio(settings: Settings) -> None:
+    _configure_logging(settings.log_level)
+    server = create_server(open_deps(settings))
+    anyio.run(server.run_stdio_async)
+
+
+def base_url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{shown}:{port}"
+
+
+def banner(settings: Settings, port: int) -> str:
+    root = base_url(settings.host, port)
+    token_note = (
+        "\nAuth:       every request needs  Authorization: Bearer $SHIPWAY_HTTP_TOKEN"
+        if settings.http_token is not None
+        else ""
+    )
+    snippets = client_snippets(
+        Path(sys.executable).parent / "shipway",
+        settings.repo,
+        f"{root}{MCP_PATH}",
+        token_required=settings.http_token is not None,
+    )
+    return (
+        f"Shipway serving {settings.repo} (toolset: {settings.toolset})\n"
+        f"MCP URL:    {root}{MCP_PATH}\n"
+        f"Review:     {root}{REVIEW_PATH}{token_note}\n\n"
+        f"Connect a client (paste one of these):\n\n{snippets}\n\n"
+        "Press Ctrl+C to stop."
+    )
+
+
+def serve_http_forever(settings: Settings) -> None:
+    _configure_logging(settings.log_level)
+    deps = open_deps(settings)
+    app = build_http_app(create_server(deps), deps)
+    sock = bind_socket(settings.host, settings.port)
+    port = sock.getsockname()[1]
+
+    def announce() -> None:
+        print(banner(settings, port), flush=True)
+
+    serve_http(app, sock, settings.log_level, announce)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mcp_server.app import open_deps
+from mcp_server.config import load_settings
+from mcp_server.server import ServerDeps
+from mcp_server.tasks.model import Actor
+from mcp_server.tasks.service import TaskService
+from tests.helpers.gitrepo import init_repo
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _clean_shipway_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests set the SHIPWAY_* variables they need; none leak in from the developer's shell."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("SHIPWAY_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return init_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def deps(repo: Path) -> Iterator[ServerDeps]:
+    built = open_deps(load_settings(repo=repo))
+    yield built
+    built.tasks.store.close()
+
+
+@pytest.fixture
+def service(deps: ServerDeps) -> TaskService:
+    return deps.tasks
+
+
+@pytest.fixture
+def alice() -> Actor:
+    return Actor(kind="human", name="alice")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
