@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from mcp_server.config import Settings
-from mcp_server.server import ServerDeps
 from mcp_server.tasks.service import TaskService
 from mcp_server.tasks.sqlite_store import SqliteTaskStore
 
 STORE_FILE = "tasks.db"
+
+
+@dataclass(frozen=True)
+class ServerDeps:
+    """Everything a front end (MCP server, HTTP app, CLI) needs, built once from settings."""
+
+    settings: Settings
+    tasks: TaskService
 
 
 def ensure_state_dir(path: Path) -> Path:

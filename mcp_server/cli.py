@@ -17,10 +17,9 @@ import click
 from pydantic import BaseModel
 
 from mcp_server import __version__
-from mcp_server.app import open_deps
+from mcp_server.app import ServerDeps, open_deps
 from mcp_server.config import load_settings
 from mcp_server.errors import ShipwayError
-from mcp_server.server import ServerDeps
 from mcp_server.tasks.model import Actor, TaskState
 
 repo_option = click.option(

@@ -21,9 +21,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_server import __version__
+from mcp_server.app import ServerDeps
 from mcp_server.errors import ConfigError
 from mcp_server.review_page import render_task_list
-from mcp_server.server import ServerDeps
 
 MCP_PATH = "/mcp"
 REVIEW_PATH = "/review"

@@ -24,7 +24,8 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from mcp_server import __version__
-from mcp_server.config import Settings, Toolset
+from mcp_server.app import ServerDeps
+from mcp_server.config import Toolset
 from mcp_server.errors import StoreError, UserInputError
 from mcp_server.schema_trim import trim_schema
 from mcp_server.tasks.model import Actor, Task, TaskState
@@ -40,12 +41,6 @@ Humans approve plans and merges; agents cannot."""
 TaskId = Annotated[str, Field(description="Task id, or a unique prefix of 4+ characters", max_length=64)]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True)
-class ServerDeps:
-    settings: Settings
-    tasks: TaskService
 
 
 @dataclass(frozen=True)

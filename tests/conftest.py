@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.app import open_deps
+from mcp_server.app import ServerDeps, open_deps
 from mcp_server.config import load_settings
-from mcp_server.server import ServerDeps
 from mcp_server.tasks.model import Actor
 from mcp_server.tasks.service import TaskService
 from tests.helpers.gitrepo import init_repo
