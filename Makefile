@@ -51,8 +51,8 @@ format: install ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 
 bench: install ## Run the benchmarks (printed, not asserted)
-	$(BIN)/python bench/mcp_latency.py
-	$(BIN)/python bench/mcp_load.py
+	$(BIN)/python -m bench.mcp_latency
+	$(BIN)/python -m bench.mcp_load
 
 clean: ## Remove the virtualenv, node_modules and caches
 	rm -rf $(VENV) $(INSPECTOR_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -88,3 +89,17 @@ def test_client_config_prints_snippets_for_each_client(repo: Path) -> None:
     for client in ("Claude Code", "VS Code", "Cursor", "Warp"):
         assert f"# {client}" in proc.stdout
     assert f'"{repo.resolve()}"' in proc.stdout and "http://127.0.0.1:8765/mcp" in proc.stdout
+
+
+def test_the_sample_repository_from_examples_takes_a_task_as_its_readme_says(tmp_path: Path) -> None:
+    from tests.conftest import REPO_ROOT
+    from tests.helpers.gitrepo import git
+
+    sample = tmp_path / "hello-cli"
+    shutil.copytree(REPO_ROOT / "examples" / "hello-cli", sample)
+    git(sample, "init", "-q")
+    git(sample, "add", ".")
+    git(sample, "commit", "-qm", "sample")
+    proc = shipway("task", "start", "Add a --shout flag", "--repo", str(sample), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["repo"] == str(sample.resolve())

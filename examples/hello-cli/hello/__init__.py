@@ -1,0 +1,1 @@
+"""A tiny greeting program: the sample repository Shipway's docs and tests work on."""
