@@ -1,6 +1,13 @@
-"""Plain-text renderings of the models the CLI prints (--json prints the models themselves)."""
+"""Plain-text renderings of the models the CLI prints (--json prints the models themselves).
+
+Requests, titles and reasons come from MCP clients and repositories: untrusted text. Before
+it reaches a terminal, every control character but newline and tab is shown escaped, so an
+ANSI sequence in a request cannot recolour, move the cursor or rewrite what a reviewer sees.
+"""
 
 from __future__ import annotations
+
+import re
 
 from pydantic import BaseModel, computed_field
 
@@ -9,6 +16,12 @@ from mcp_server.tasks.model import Task
 from mcp_server.tasks.service import TaskLog, TaskPage
 
 _TIME = "%Y-%m-%d %H:%M:%S"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: str) -> str:
+    """`text` with terminal control characters made visible (ESC becomes \\x1b)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class VerifyResult(BaseModel):
@@ -24,7 +37,7 @@ def task_text(task: Task) -> str:
     lines = [
         f"task      {task.id}",
         f"state     {task.state}",
-        f"title     {task.title}",
+        f"title     {safe(task.title)}",
         f"repo      {task.repo}",
         f"base      {task.base_branch or '(detached)'} @ {task.base_commit[:12]}",
         f"by        {task.created_by}",
@@ -32,14 +45,14 @@ def task_text(task: Task) -> str:
         f"updated   {task.updated_at.strftime(_TIME)} UTC",
     ]
     if task.reason:
-        lines.append(f"reason    {task.reason}")
-    return "\n".join([*lines, "", task.request])
+        lines.append(f"reason    {safe(task.reason)}")
+    return "\n".join([*lines, "", safe(task.request)])
 
 
 def page_text(page: TaskPage) -> str:
     if not page.tasks:
         return "no tasks" if page.total == 0 else f"no tasks at offset {page.offset} (total {page.total})"
-    rows = [f"{t.id}  {t.state:<13} {t.updated_at.strftime(_TIME)}  {t.title}" for t in page.tasks]
+    rows = [f"{t.id}  {t.state:<13} {t.updated_at.strftime(_TIME)}  {safe(t.title)}" for t in page.tasks]
     shown_to = page.offset + len(page.tasks)
     if shown_to < page.total:
         rows.append(f"… {page.total - shown_to} more (use --offset {shown_to})")
@@ -50,15 +63,17 @@ def log_text(log: TaskLog) -> str:
     rows = []
     for e in log.events:
         move = f"{e.from_state or ''} -> {e.to_state}" if e.from_state != e.to_state else str(e.to_state)
-        rows.append(f"{e.seq:>4}  {e.at.strftime(_TIME)}  {e.actor:<20} {e.action:<12} {move}  {e.sha256[:12]}")
-    status = "chain ok" if log.chain.ok else f"CHAIN BROKEN: {log.chain.problem}"
+        rows.append(
+            f"{e.seq:>4}  {e.at.strftime(_TIME)}  {safe(e.actor):<20} {safe(e.action):<12} {move}  {e.sha256[:12]}"
+        )
+    status = "chain ok" if log.chain.ok else f"CHAIN BROKEN: {safe(log.chain.problem or '')}"
     rows.append(f"{log.total} events; {status}")
     return "\n".join(rows)
 
 
 def verify_text(result: VerifyResult) -> str:
     lines = [
-        f"{r.task_id}  ok ({r.events_checked} events)" if r.ok else f"{r.task_id}  BROKEN: {r.problem}"
+        f"{r.task_id}  ok ({r.events_checked} events)" if r.ok else f"{r.task_id}  BROKEN: {safe(r.problem or '')}"
         for r in result.reports
     ]
     if len(result.reports) != 1:

@@ -21,6 +21,10 @@ from mcp_server.server import create_server
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The SDK and uvicorn announce every start-up step at INFO; keep them for DEBUG runs.
+    if level != "DEBUG":
+        for noisy in ("mcp", "uvicorn"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def serve_stdio(settings: Settings) -> None:
@@ -66,4 +70,4 @@ def serve_http_forever(settings: Settings) -> None:
     def announce() -> None:
         print(banner(settings, port), flush=True)
 
-    serve_http(app, sock, settings.log_level, announce)
+    serve_http(app, sock, "DEBUG" if settings.log_level == "DEBUG" else "WARNING", announce)

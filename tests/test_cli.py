@@ -103,3 +103,14 @@ def test_the_sample_repository_from_examples_takes_a_task_as_its_readme_says(tmp
     proc = shipway("task", "start", "Add a --shout flag", "--repo", str(sample), "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["repo"] == str(sample.resolve())
+
+
+def test_terminal_control_sequences_in_requests_are_shown_escaped_not_executed(repo: Path) -> None:
+    hostile = "Fix it\x1b[2J\x1b]0;pwned\x07 now\nsecond line\twith tab"
+    started = shipway("task", "start", "-", "--repo", str(repo), "--json", stdin=hostile)
+    task_id = json.loads(started.stdout)["id"]
+    for args in (("task", "list"), ("task", "show", task_id)):
+        out = shipway(*args, "--repo", str(repo)).stdout
+        assert "\x1b" not in out and "\x07" not in out
+        assert "Fix it\\x1b[2J\\x1b]0;pwned\\x07 now" in out
+    assert "second line\twith tab" in shipway("task", "show", task_id, "--repo", str(repo)).stdout
