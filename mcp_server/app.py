@@ -8,6 +8,7 @@ from pathlib import Path
 from mcp_server.config import Settings
 from mcp_server.tasks.service import TaskService
 from mcp_server.tasks.sqlite_store import SqliteTaskStore
+from mcp_server.workspaces import TaskWorkspaces
 
 STORE_FILE = "tasks.db"
 
@@ -18,6 +19,7 @@ class ServerDeps:
 
     settings: Settings
     tasks: TaskService
+    workspaces: TaskWorkspaces
 
 
 def ensure_state_dir(path: Path) -> Path:
@@ -31,5 +33,5 @@ def ensure_state_dir(path: Path) -> Path:
 
 def open_deps(settings: Settings) -> ServerDeps:
     state = ensure_state_dir(settings.state_path)
-    store = SqliteTaskStore(state / STORE_FILE)
-    return ServerDeps(settings=settings, tasks=TaskService(store, settings))
+    tasks = TaskService(SqliteTaskStore(state / STORE_FILE), settings)
+    return ServerDeps(settings=settings, tasks=tasks, workspaces=TaskWorkspaces(tasks, settings))

@@ -21,6 +21,8 @@ from mcp_server.app import ServerDeps, open_deps
 from mcp_server.config import load_settings
 from mcp_server.errors import ShipwayError
 from mcp_server.tasks.model import Actor, TaskState
+from sandbox.errors import SandboxError
+from tools.errors import ToolInputError
 
 repo_option = click.option(
     "--repo",
@@ -168,6 +170,42 @@ def task_verify(task_id: str | None, every: bool, repo: Path | None, as_json: bo
         sys.exit(1)
 
 
+@cli.group()
+def sandbox() -> None:
+    """Run commands in the sandbox."""
+
+
+@sandbox.command("exec", context_settings={"ignore_unknown_options": True})
+@click.option("--task", "task_id", default=None, help="Run in this task's worktree (created if needed).")
+@click.option("--timeout", "timeout_s", type=float, default=None, help="Seconds before the command is killed.")
+@repo_option
+@json_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def sandbox_exec(
+    task_id: str | None, timeout_s: float | None, repo: Path | None, as_json: bool, command: tuple[str, ...]
+) -> None:
+    """Run COMMAND sandboxed, over a throwaway worktree of HEAD (or a task's worktree).
+
+    Put -- before the command: shipway sandbox exec --repo . -- pytest -q
+    """
+    deps = deps_for(repo)
+    timeout = timeout_s if timeout_s is not None else deps.settings.command_timeout_s
+    if task_id:
+        result = deps.workspaces.run(task_id, list(command), timeout, cli_actor())
+    else:
+        result = deps.workspaces.run_throwaway(list(command), timeout)
+    if as_json:
+        click.echo(result.model_dump_json(indent=2))
+    else:
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        if result.limit_hit:
+            click.echo(f"shipway: stopped: {result.limit_hit}", err=True)
+    if result.warning:
+        click.echo(f"shipway: warning: {result.warning}", err=True)
+    sys.exit(result.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning every expected error into one line and an exit code."""
     try:
@@ -181,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("shipway: aborted", err=True)
         sys.exit(130)
-    except (ShipwayError, click.ClickException) as exc:
+    except (ShipwayError, SandboxError, ToolInputError, click.ClickException) as exc:
         message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
         click.echo(f"shipway: error: {message}", err=True)
         sys.exit(1)

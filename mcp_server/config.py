@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     max_request_chars: int = Field(default=20_000, ge=1, le=1_000_000)
     base_branch: str | None = Field(default=None, description="Branch changes target; default the current one")
     log_level: LogLevel = "INFO"
+    unsafe_no_sandbox: bool = Field(
+        default=False, description="Run commands on the host without isolation (SHIPWAY_UNSAFE_NO_SANDBOX=1)"
+    )
+    command_timeout_s: float = Field(default=120.0, gt=0, le=1800, description="Default timeout of run_command")
 
     @classmethod
     def settings_customise_sources(

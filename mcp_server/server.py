@@ -30,6 +30,10 @@ from mcp_server.errors import StoreError, UserInputError
 from mcp_server.schema_trim import trim_schema
 from mcp_server.tasks.model import Actor, Task, TaskState
 from mcp_server.tasks.service import TaskLog, TaskPage, TaskService
+from mcp_server.workspaces import TaskWorkspaces
+from sandbox.base import ExecResult
+from sandbox.errors import SandboxUnavailable, WorktreeError
+from tools.errors import ToolInputError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,9 @@ class ToolSpec:
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 CREATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 ENDS = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
+RUNS = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
 BOTH: frozenset[Toolset] = frozenset({"agent", "reviewer"})
+AGENT: frozenset[Toolset] = frozenset({"agent"})
 
 
 def caller_errors(fn: _F) -> _F:
@@ -63,7 +69,7 @@ def caller_errors(fn: _F) -> _F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except UserInputError as exc:
+        except (UserInputError, ToolInputError, SandboxUnavailable, WorktreeError) as exc:
             raise ToolError(str(exc)) from exc
         except StoreError as exc:
             log.exception("task store failure in %s", fn.__name__)
@@ -137,6 +143,18 @@ class ShipwayServer(MCPServer):
         ]
 
 
+def sandbox_tools(workspaces: TaskWorkspaces, actor: Actor, default_timeout: float) -> list[ToolSpec]:
+    def run_command(
+        task_id: TaskId,
+        command: Annotated[str, Field(description="Shell command, run with /bin/sh -c in the task's worktree")],
+        timeout_s: Annotated[float, Field(gt=0, le=1800)] = default_timeout,
+    ) -> ExecResult:
+        """Run a shell command in the task's sandboxed worktree (no network); exit code and output."""
+        return workspaces.run(task_id, command, timeout_s, actor)
+
+    return [ToolSpec(caller_errors(run_command), RUNS, AGENT)]
+
+
 def create_server(deps: ServerDeps, toolset: Toolset | None = None) -> MCPServer:
     """An MCPServer serving `toolset` (default: the one in settings) over `deps`."""
     chosen = toolset or deps.settings.toolset
@@ -147,7 +165,9 @@ def create_server(deps: ServerDeps, toolset: Toolset | None = None) -> MCPServer
         instructions=INSTRUCTIONS,
         log_level=deps.settings.log_level,
     )
-    for spec in task_tools(deps.tasks, actor_for(chosen)):
+    actor = actor_for(chosen)
+    specs = task_tools(deps.tasks, actor) + sandbox_tools(deps.workspaces, actor, deps.settings.command_timeout_s)
+    for spec in specs:
         if chosen in spec.toolsets:
             server.add_tool(spec.fn, annotations=spec.annotations, structured_output=True)
 

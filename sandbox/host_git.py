@@ -1,15 +1,22 @@
 """Git on the host, hardened so that a repository can never make us run its code.
 
 A repository's own config can name programs git will execute: hooks, an fsmonitor daemon,
-clean/smudge filters, textconv and diff drivers. Shipway treats repository content as
-untrusted, so every git command it runs on the host goes through `run_git`, which switches
-those off on the command line (command-line `-c` beats every config file) and drops `GIT_*`
-variables that could point git at another repository.
+clean/smudge filters, textconv, external diff and merge drivers, signing programs. Shipway
+treats repository content as untrusted, so every git command it runs on the host goes
+through `run_git`, which switches those off on the command line (command-line `-c` beats
+every config file) and drops `GIT_*` variables that could point git at another repository.
+
+Drivers are named by `.gitattributes` (worktree content, which agents write) and defined in
+config (global or the repository's). Git has no switch to ignore them all, so
+`driver_overrides` reads which ones are defined (reading config runs nothing) and overrides
+each: filters become no-ops, textconv becomes `cat`, merge drivers `false` (a conflict the
+reviewer resolves rather than a program we run).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +30,15 @@ HARDENING = (
     "-c", "protocol.ext.allow=never",
 )  # fmt: skip
 
-_GIT_TIMEOUT_SECONDS = 30
+_GIT_TIMEOUT_SECONDS = 120
+_DRIVER_KEYS = (
+    (re.compile(r"^(filter\..+)\.(clean|smudge|process)$"), ""),
+    (re.compile(r"^(filter\..+)\.(required)$"), "false"),
+    (re.compile(r"^(diff\..+)\.(textconv)$"), "cat"),
+    (re.compile(r"^(diff\..+)\.(command)$"), ""),
+    (re.compile(r"^(merge\..+)\.(driver)$"), "false"),
+)
+_ALWAYS = ("-c", "commit.gpgSign=false", "-c", "tag.gpgSign=false", "-c", "diff.external=", "-c", "core.pager=cat")
 
 
 class GitError(Exception):
@@ -49,9 +64,15 @@ def _git_env() -> dict[str, str]:
     return env
 
 
-def run_git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run `git -C repo <args>` with hooks, fsmonitor and foreign GIT_* variables disabled."""
-    cmd = ["git", *HARDENING, "-C", str(repo), *args]
+def run_git(
+    repo: Path, *args: str, check: bool = True, overrides: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run `git -C repo <args>` with hooks, fsmonitor and foreign GIT_* variables disabled.
+
+    Commands that read or write worktree files (add, commit, checkout, diff, merge) must
+    also pass `overrides=driver_overrides(repo)`.
+    """
+    cmd = ["git", *HARDENING, *overrides, "-C", str(repo), *args]
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, env=_git_env(), timeout=_GIT_TIMEOUT_SECONDS, check=False
@@ -64,6 +85,17 @@ def run_git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedP
         lines = proc.stderr.strip().splitlines()
         raise GitError(lines[-1] if lines else f"git {args[0]} exited with {proc.returncode}")
     return proc
+
+
+def driver_overrides(repo: Path) -> tuple[str, ...]:
+    """`-c` options that neutralise every filter, textconv, diff and merge driver in config."""
+    names = run_git(repo, "config", "--list", "--name-only", check=False).stdout.splitlines()
+    options: list[str] = list(_ALWAYS)
+    for name in dict.fromkeys(names):
+        for pattern, value in _DRIVER_KEYS:
+            if pattern.match(name):
+                options += ["-c", f"{name}={value}"]
+    return tuple(options)
 
 
 def inspect_repo(path: Path) -> RepoInfo:

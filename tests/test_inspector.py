@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 INSPECTOR_DIR = REPO_ROOT / "tests" / "inspector"
 INSPECTOR = INSPECTOR_DIR / "node_modules" / ".bin" / "mcp-inspector"
-TASK_TOOLS = {"start_task", "list_tasks", "get_task", "abort_task", "get_task_log"}
+AGENT_TOOLS = {"start_task", "list_tasks", "get_task", "abort_task", "get_task_log", "run_command"}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def _inspect(inspector: Path, *args: str) -> dict[str, object]:
 def test_the_inspector_lists_the_task_tools_over_streamable_http(inspector: Path, repo: Path) -> None:
     with http_server(repo) as server:
         listing = _inspect(inspector, server.mcp_url, "--transport", "http", "--method", "tools/list")
-    assert {tool["name"] for tool in listing["tools"]} == TASK_TOOLS  # type: ignore[attr-defined]
+    assert {tool["name"] for tool in listing["tools"]} == AGENT_TOOLS  # type: ignore[attr-defined]
 
 
 def test_the_inspector_starts_a_task_over_stdio(inspector: Path, repo: Path) -> None:

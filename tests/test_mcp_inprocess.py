@@ -16,12 +16,15 @@ from mcp_server.tasks.service import TaskLog, TaskPage
 pytestmark = pytest.mark.anyio
 
 TASK_TOOLS = {"start_task", "list_tasks", "get_task", "abort_task", "get_task_log"}
+AGENT_TOOLS = TASK_TOOLS | {"run_command"}
 
 
-async def test_the_agent_toolset_lists_exactly_the_task_tools_with_annotations(deps: ServerDeps) -> None:
+async def test_the_agent_toolset_lists_exactly_its_tools_with_annotations(deps: ServerDeps) -> None:
     async with Client(create_server(deps)) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert set(tools) == TASK_TOOLS
+    assert set(tools) == AGENT_TOOLS
+    run = tools["run_command"].annotations
+    assert run is not None and run.destructive_hint is True and run.open_world_hint is False
     for name in ("list_tasks", "get_task", "get_task_log"):
         assert tools[name].annotations is not None and tools[name].annotations.read_only_hint is True
     abort = tools["abort_task"].annotations
@@ -66,7 +69,7 @@ async def test_a_task_goes_from_start_to_abort_with_structured_results(deps: Ser
     assert log.chain.ok
 
 
-async def test_the_reviewer_toolset_acts_as_a_human(deps: ServerDeps) -> None:
+async def test_the_reviewer_toolset_acts_as_a_human_and_has_no_agent_only_tools(deps: ServerDeps) -> None:
     async with Client(create_server(deps, toolset="reviewer")) as client:
         assert {t.name for t in (await client.list_tools()).tools} == TASK_TOOLS
         started = await client.call_tool("start_task", {"request": "change"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -67,6 +68,8 @@ class TaskService:
     def __init__(self, store: TaskStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self.on_end: list[Callable[[Task], None]] = []
+        """Called after a task reaches a final state (e.g. to remove its worktree)."""
 
     def resolve_id(self, task_id: str) -> str:
         """The full id for `task_id` or a unique prefix of it (at least 4 characters)."""
@@ -157,6 +160,8 @@ class TaskService:
             task.id, actor=str(actor), action="aborted", payload={"reason": reason},
             to_state=TaskState.ABORTED, reason=reason,
         )  # fmt: skip
+        for callback in self.on_end:
+            callback(updated)
         return updated
 
     def log(self, task_id: str, after_seq: int = 0, limit: int = 50) -> TaskLog:

@@ -1,0 +1,90 @@
+"""Tasks meet the sandbox: each live task's worktree, the commands run in it, and cleanup.
+
+The sandbox is chosen lazily, on the first command, so the server starts (and the task tools
+work) on a machine without bubblewrap; running a command there says how to install it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from mcp_server.config import STATE_DIR_NAME, Settings
+from mcp_server.errors import UserInputError
+from mcp_server.tasks.machine import TERMINAL
+from mcp_server.tasks.model import Actor, Task
+from mcp_server.tasks.service import TaskService
+from sandbox.base import ExecResult, Sandbox
+from sandbox.select import choose_sandbox
+from sandbox.worktree import WorktreeManager
+from tools.exec import run_command
+
+log = logging.getLogger(__name__)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class TaskWorkspaces:
+    def __init__(self, tasks: TaskService, settings: Settings) -> None:
+        self.tasks = tasks
+        self.settings = settings
+        self._sandbox: Sandbox | None = None
+        self._lock = threading.Lock()
+        tasks.on_end.append(self.release)
+
+    @property
+    def sandbox(self) -> Sandbox:
+        with self._lock:
+            if self._sandbox is None:
+                self._sandbox = choose_sandbox(self.settings.unsafe_no_sandbox)
+                if self.settings.unsafe_no_sandbox:
+                    log.warning("SHIPWAY_UNSAFE_NO_SANDBOX=1: commands run on the host WITHOUT isolation")
+            return self._sandbox
+
+    def manager(self, repo: Path) -> WorktreeManager:
+        state = self.settings.state_path if repo == self.settings.repo else repo / STATE_DIR_NAME
+        return WorktreeManager(repo, state)
+
+    def run(self, task_id: str, command: str | Sequence[str], timeout_s: float, actor: Actor) -> ExecResult:
+        task = self.tasks.get(task_id)
+        if task.state in TERMINAL:
+            raise UserInputError(f"task {task.id} already ended ({task.state}); its worktree is gone")
+        manager = self.manager(Path(task.repo))
+        worktree = manager.ensure(task.id, task.base_commit)
+        result = run_command(self.sandbox, manager.workspace(worktree), command, timeout_s)
+        shown = command if isinstance(command, str) else " ".join(command)
+        self.tasks.store.record(
+            task.id,
+            actor=str(actor),
+            action="command",
+            payload={
+                "command": shown,
+                "exit_code": result.exit_code,
+                "timed_out": result.timed_out,
+                "duration_ms": result.duration_ms,
+                "truncated": result.truncated,
+                "sandboxed": result.sandboxed,
+                "limit_hit": result.limit_hit,
+                "stdout_sha256": _digest(result.stdout),
+                "stderr_sha256": _digest(result.stderr),
+            },
+        )
+        return result
+
+    def run_throwaway(self, command: Sequence[str], timeout_s: float) -> ExecResult:
+        """`command` over a throwaway worktree of the served repo at HEAD."""
+        manager = self.manager(self.settings.repo)
+        with manager.throwaway("HEAD") as worktree:
+            return run_command(self.sandbox, manager.workspace(worktree), command, timeout_s)
+
+    def release(self, task: Task) -> None:
+        """Remove an ended task's worktree (its branch stays, with everything committed)."""
+        try:
+            self.manager(Path(task.repo)).remove(task.id)
+        except Exception:  # cleanup must never undo the state change that triggered it
+            log.exception("could not remove the worktree of task %s", task.id)
