@@ -20,7 +20,7 @@ from mcp_server.tasks.service import TaskService
 from sandbox.base import ExecResult, Sandbox
 from sandbox.select import choose_sandbox
 from sandbox.worktree import WorktreeManager
-from tools.exec import run_command
+from tools.exec import check_command, check_timeout, run_command
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,15 @@ class TaskWorkspaces:
         return WorktreeManager(repo, state)
 
     def run(self, task_id: str, command: str | Sequence[str], timeout_s: float, actor: Actor) -> ExecResult:
+        check_command(command)  # refuse bad input before a worktree is made
+        check_timeout(timeout_s)
         task = self.tasks.get(task_id)
         if task.state in TERMINAL:
             raise UserInputError(f"task {task.id} already ended ({task.state}); its worktree is gone")
+        sandbox = self.sandbox
         manager = self.manager(Path(task.repo))
         worktree = manager.ensure(task.id, task.base_commit)
-        result = run_command(self.sandbox, manager.workspace(worktree), command, timeout_s)
+        result = run_command(sandbox, manager.workspace(worktree), command, timeout_s)
         shown = command if isinstance(command, str) else " ".join(command)
         self.tasks.store.record(
             task.id,
@@ -78,9 +81,12 @@ class TaskWorkspaces:
 
     def run_throwaway(self, command: Sequence[str], timeout_s: float) -> ExecResult:
         """`command` over a throwaway worktree of the served repo at HEAD."""
+        check_command(command)
+        check_timeout(timeout_s)
+        sandbox = self.sandbox
         manager = self.manager(self.settings.repo)
         with manager.throwaway("HEAD") as worktree:
-            return run_command(self.sandbox, manager.workspace(worktree), command, timeout_s)
+            return run_command(sandbox, manager.workspace(worktree), command, timeout_s)
 
     def release(self, task: Task) -> None:
         """Remove an ended task's worktree (its branch stays, with everything committed)."""

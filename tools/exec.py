@@ -27,6 +27,12 @@ def check_command(command: str | Sequence[str]) -> list[str]:
     return ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
 
 
+def check_timeout(timeout_s: float) -> float:
+    if not 0 < timeout_s <= MAX_TIMEOUT_S:
+        raise ToolInputError(f"timeout_s must be more than 0 and at most {MAX_TIMEOUT_S:g}, got {timeout_s:g}")
+    return timeout_s
+
+
 def run_command(
     sandbox: Sandbox,
     workspace: Workspace,
@@ -35,7 +41,6 @@ def run_command(
     limits: Limits = DEFAULT_LIMITS,
 ) -> ExecResult:
     """Run `command` in `workspace` with no network; its output, exit status and timing."""
-    if not 0 < timeout_s <= MAX_TIMEOUT_S:
-        raise ToolInputError(f"timeout_s must be more than 0 and at most {MAX_TIMEOUT_S:g}, got {timeout_s:g}")
     argv = check_command(command)
-    return sandbox.run(argv, workspace, dataclasses.replace(limits, timeout_s=timeout_s), NetworkPolicy.NONE)
+    limits = dataclasses.replace(limits, timeout_s=check_timeout(timeout_s))
+    return sandbox.run(argv, workspace, limits, NetworkPolicy.NONE)
