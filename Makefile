@@ -53,6 +53,7 @@ format: install ## Apply ruff's formatting and safe fixes
 bench: install ## Run the benchmarks (printed, not asserted)
 	$(BIN)/python -m bench.mcp_latency
 	$(BIN)/python -m bench.mcp_load
+	$(BIN)/python -m bench.sandbox
 
 clean: ## Remove the virtualenv, node_modules and caches
 	rm -rf $(VENV) $(INSPECTOR_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache

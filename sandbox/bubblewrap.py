@@ -90,14 +90,20 @@ def sandbox_path(path_env: str, exposed: Sequence[Path]) -> str:
     return os.pathsep.join(dict.fromkeys(keep)) or "/usr/local/bin:/usr/bin:/bin"
 
 
-def _dirs_between(hidden: Sequence[Path], target: Path) -> list[Path]:
+def _dirs_between(hidden: Sequence[Path], target: Path) -> list[str]:
     """Directories bubblewrap must create, world-traversable, between the deepest hidden
-    (emptied) root above `target` and `target` itself; bwrap would make them mode 0700."""
-    roots = [root for root in hidden if root in target.parents]
+    (emptied) root above `target` and `target` itself; bwrap would make them mode 0700.
+    Plain string work: this runs for every mount of every command."""
+    text = str(target)
+    roots = [str(root) for root in hidden if text.startswith(str(root).rstrip("/") + "/")]
     if not roots:
         return []
-    root = max(roots, key=lambda r: len(r.parts))
-    return [p for p in reversed(target.parents) if root in p.parents]
+    current = max(roots, key=len).rstrip("/")
+    between = []
+    for part in text[len(current) + 1 :].split("/")[:-1]:
+        current = f"{current}/{part}"
+        between.append(current)
+    return between
 
 
 def _count_processes(uid: int) -> int:
@@ -132,7 +138,7 @@ class BubblewrapSandbox:
     def _make_parents(emptied: Sequence[Path], target: Path) -> list[str]:
         args: list[str] = []
         for directory in _dirs_between(emptied, target):
-            args += ["--perms", "0755", "--dir", str(directory)]
+            args += ["--perms", "0755", "--dir", directory]
         return args
 
     def environment(self, workspace: Workspace) -> dict[str, str]:

@@ -115,6 +115,25 @@ def _exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+@dataclass
+class _Verdict:
+    timed_out: bool = False
+    limit_hit: str | None = None
+
+
+def _watchdog(
+    proc: subprocess.Popen[bytes], watch: _Watch, deadline: float, stop: threading.Event, verdict: _Verdict
+) -> None:
+    while not stop.wait(_POLL_S):
+        if time.monotonic() >= deadline:
+            verdict.timed_out, verdict.limit_hit = True, f"timeout: still running after {watch.limits.timeout_s:g}s"
+        else:
+            verdict.limit_hit = watch.exceeded()
+        if verdict.limit_hit:
+            _kill_group(proc.pid)
+            return
+
+
 def run_watched(
     argv: Sequence[str], *, env: dict[str, str], cwd: Path, limits: Limits, disk_path: Path, sandboxed: bool
 ) -> ExecResult:
@@ -134,18 +153,16 @@ def run_watched(
     ]
     for pump in pumps:
         pump.start()
-    timed_out, limit_hit = False, None
-    deadline = start + limits.timeout_s
-    while proc.poll() is None:
-        if time.monotonic() >= deadline:
-            timed_out, limit_hit = True, f"timeout: still running after {limits.timeout_s:g}s"
-        else:
-            limit_hit = watch.exceeded()
-        if limit_hit:
-            _kill_group(proc.pid)
-            break
-        time.sleep(_POLL_S)
+    verdict = _Verdict()
+    stop = threading.Event()
+    watchdog = threading.Thread(target=_watchdog, args=(proc, watch, start + limits.timeout_s, stop, verdict))
+    watchdog.start()
+    # Block on the process itself, so a quick command is noticed the moment it exits; the
+    # watchdog thread enforces the timeout and limits meanwhile.
     proc.wait()
+    stop.set()
+    watchdog.join()
+    timed_out, limit_hit = verdict.timed_out, verdict.limit_hit
     # Nothing the command started may outlive it (the sandbox's pid namespace already ensures
     # this; for the unsafe runner this is the only line of defence).
     _kill_group(proc.pid)
