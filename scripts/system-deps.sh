@@ -6,6 +6,7 @@ set -euo pipefail
 missing=()
 command -v git  >/dev/null || missing+=(git)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
+{ command -v prlimit && command -v setpriv; } >/dev/null || missing+=(util-linux)
 command -v npm  >/dev/null || missing+=(nodejs npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
