@@ -167,16 +167,14 @@ class WorktreeManager:
         )
 
     def _sandbox_config(self, worktree: Worktree) -> Path:
-        lines = ["[core]", "\tbare = false"]
-        for key in _SAFE_CONFIG_KEYS:
-            value = run_git(self.repo, "config", "--get", key, check=False).stdout.strip()
-            if value:
-                lines.append(f"\t{key.split('.', 1)[1]} = {value}")
-        extensions = run_git(self.repo, "config", "--get-regexp", r"^extensions\.", check=False).stdout.split("\n")
-        pairs = [line.split(" ", 1) for line in extensions if " " in line]
-        if pairs:
-            lines.append("[extensions]")
-            lines += [f"\t{name.split('.', 1)[1]} = {value}" for name, value in pairs]
+        pattern = "^(" + "|".join(key.replace(".", r"\.") for key in _SAFE_CONFIG_KEYS) + r"|extensions\..*)$"
+        found = run_git(self.repo, "config", "--get-regexp", pattern, check=False).stdout.splitlines()
+        pairs = [line.split(" ", 1) for line in found if " " in line]
+        core = [f"\t{name.split('.', 1)[1]} = {value}" for name, value in pairs if name.startswith("core.")]
+        extensions = [f"\t{name.split('.', 1)[1]} = {value}" for name, value in pairs if name.startswith("extensions.")]
+        lines = ["[core]", "\tbare = false", *core]
+        if extensions:
+            lines += ["[extensions]", *extensions]
         target = self.state_dir / "sandbox" / f"{worktree.path.name}.gitconfig"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("\n".join(lines) + "\n", encoding="utf-8")
