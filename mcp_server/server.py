@@ -56,8 +56,7 @@ class ToolSpec:
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 CREATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
-ENDS = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
-RUNS = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
+DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
 BOTH: frozenset[Toolset] = frozenset({"agent", "reviewer"})
 AGENT: frozenset[Toolset] = frozenset({"agent"})
 
@@ -123,7 +122,7 @@ def task_tools(tasks: TaskService, actor: Actor) -> list[ToolSpec]:
         ToolSpec(caller_errors(start_task), CREATES, BOTH),
         ToolSpec(caller_errors(list_tasks), READ_ONLY, BOTH),
         ToolSpec(caller_errors(get_task), READ_ONLY, BOTH),
-        ToolSpec(caller_errors(abort_task), ENDS, BOTH),
+        ToolSpec(caller_errors(abort_task), DESTRUCTIVE, BOTH),
         ToolSpec(caller_errors(get_task_log), READ_ONLY, BOTH),
     ]
 
@@ -152,7 +151,7 @@ def sandbox_tools(workspaces: TaskWorkspaces, actor: Actor, default_timeout: flo
         """Run a shell command in the task's sandboxed worktree (no network); exit code and output."""
         return workspaces.run(task_id, command, timeout_s, actor)
 
-    return [ToolSpec(caller_errors(run_command), RUNS, AGENT)]
+    return [ToolSpec(caller_errors(run_command), DESTRUCTIVE, AGENT)]
 
 
 def create_server(deps: ServerDeps, toolset: Toolset | None = None) -> MCPServer:
