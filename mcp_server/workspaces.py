@@ -6,7 +6,6 @@ work) on a machine without bubblewrap; running a command there says how to insta
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from mcp_server.config import STATE_DIR_NAME, Settings
 from mcp_server.errors import UserInputError
+from mcp_server.tasks.chain import sha256_hex
 from mcp_server.tasks.machine import TERMINAL
 from mcp_server.tasks.model import Actor, Task
 from mcp_server.tasks.service import TaskService
@@ -23,10 +23,6 @@ from sandbox.worktree import WorktreeManager
 from tools.exec import check_command, check_timeout, run_command
 
 log = logging.getLogger(__name__)
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class TaskWorkspaces:
@@ -73,8 +69,8 @@ class TaskWorkspaces:
                 "truncated": result.truncated,
                 "sandboxed": result.sandboxed,
                 "limit_hit": result.limit_hit,
-                "stdout_sha256": _digest(result.stdout),
-                "stderr_sha256": _digest(result.stderr),
+                "stdout_sha256": sha256_hex(result.stdout.encode()),
+                "stderr_sha256": sha256_hex(result.stderr.encode()),
             },
         )
         return result
