@@ -29,7 +29,8 @@ from sandbox.base import DEFAULT_LIMITS, ExecResult, Limits, NetworkPolicy, Work
 from sandbox.errors import INSTALL_BUBBLEWRAP, SandboxUnavailable
 from sandbox.process import prlimit_prefix, run_watched
 
-SYSTEM_HIDDEN = (Path("/home"), Path("/root"), Path("/run"), Path("/var/tmp"))
+HOME_ROOTS = (Path("/home"), Path("/root"))
+OTHER_HIDDEN = (Path("/run"), Path("/var/tmp"))  # sockets such as docker.sock; shared temp files
 SANDBOX_HOME = "/tmp/home"
 DEFAULT_LANG = "C.UTF-8"
 
@@ -56,7 +57,8 @@ def _under(path: Path, roots: Iterable[Path]) -> Path | None:
 
 
 def home_dirs() -> tuple[Path, ...]:
-    return (*SYSTEM_HIDDEN[:2], Path.home().resolve())
+    """Every home directory root, including this user's $HOME wherever it lives."""
+    return (*HOME_ROOTS, Path.home().resolve())
 
 
 def toolchain_paths(path_env: str) -> list[Path]:
@@ -170,7 +172,7 @@ class BubblewrapSandbox:
         args += ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
         args += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
         emptied = [Path("/tmp")]
-        hidden = sorted({*SYSTEM_HIDDEN, Path.home().resolve(), *workspace.hidden}, key=lambda p: len(p.parts))
+        hidden = sorted({*home_dirs(), *OTHER_HIDDEN, *workspace.hidden}, key=lambda p: len(p.parts))
         for path in hidden:
             args += [*self._make_parents(emptied, path), "--perms", "0755", "--tmpfs", str(path)]
             emptied.append(path)
