@@ -19,9 +19,12 @@ ordinary user, bubblewrap uses an unprivileged user namespace instead.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -106,6 +109,33 @@ def _dirs_between(hidden: Sequence[Path], target: Path) -> list[str]:
         current = f"{current}/{part}"
         between.append(current)
     return between
+
+
+def _namespace_init(info: int) -> int | None:
+    """The host pid of the sandbox's pid 1, from what bwrap wrote to its --info-fd."""
+    with os.fdopen(info, "rb") as reader:
+        data = reader.read()
+    try:
+        return int(json.loads(data)["child-pid"])
+    except (ValueError, KeyError, TypeError):
+        return None  # bwrap died before it set the namespace up: nothing ran in it
+
+
+def _wait_for_teardown(init_pid: int, deadline_s: float = 5.0) -> None:
+    """Return once the namespace's pid 1 is a zombie or gone.
+
+    bwrap reports the command's exit as soon as the command exits, while pid 1 is still
+    killing what the command left behind. The kernel finishes that before pid 1 can become
+    a zombie, so this is the moment no process of the sandbox is left."""
+    status = Path(f"/proc/{init_pid}/status")
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            if "\nState:\tZ" in status.read_text():
+                return
+        except OSError:
+            return
+        time.sleep(0.001)
 
 
 def _count_processes(uid: int) -> int:
@@ -201,7 +231,23 @@ class BubblewrapSandbox:
         # As root the command runs as its own uid, which owns no other process; as an ordinary
         # user RLIMIT_NPROC counts all of that user's processes, so the budget is on top of them.
         nproc = limits.processes if self.is_root else limits.processes + _count_processes(os.getuid())
-        full = prlimit_prefix(limits, nproc) + self.argv(argv, workspace, limits, network)
+        info_read, info_write = os.pipe()
+        command = self.argv(argv, workspace, limits, network)
+        command[1:1] = ["--info-fd", str(info_write)]
+        full = prlimit_prefix(limits, nproc) + command
         # bwrap and everything before the command start with the same scrubbed environment.
         env = {"PATH": self.path, "LANG": DEFAULT_LANG}
-        return run_watched(full, env=env, cwd=Path("/"), limits=limits, disk_path=workspace.workdir, sandboxed=True)
+        try:
+            result = run_watched(
+                full, env=env, cwd=Path("/"), limits=limits, disk_path=workspace.workdir, sandboxed=True,
+                pass_fds=(info_write,),
+            )  # fmt: skip
+        except BaseException:
+            for fd in (info_read, info_write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            raise
+        init_pid = _namespace_init(info_read)
+        if init_pid is not None:
+            _wait_for_teardown(init_pid)
+        return result

@@ -135,17 +135,28 @@ def _watchdog(
 
 
 def run_watched(
-    argv: Sequence[str], *, env: dict[str, str], cwd: Path, limits: Limits, disk_path: Path, sandboxed: bool
+    argv: Sequence[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    limits: Limits,
+    disk_path: Path,
+    sandboxed: bool,
+    pass_fds: tuple[int, ...] = (),
 ) -> ExecResult:
-    """Run `argv`, enforce timeout and watchdogs, kill its process group, and report."""
+    """Run `argv`, enforce timeout and watchdogs, kill its process group, and report.
+
+    `pass_fds` are inherited by the child and closed here once it has started."""
     watch = _Watch(limits, disk_path)
     keep = max(limits.output_bytes // 2, 1)
     out, err = _Stream(keep), _Stream(keep)
     start = time.monotonic()
     proc = subprocess.Popen(
         list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=env, cwd=cwd, start_new_session=True,
+        env=env, cwd=cwd, start_new_session=True, pass_fds=pass_fds,
     )  # fmt: skip
+    for fd in pass_fds:
+        os.close(fd)
     assert proc.stdout is not None and proc.stderr is not None
     pumps = [
         threading.Thread(target=_pump, args=(proc.stdout, out, watch), daemon=True),
