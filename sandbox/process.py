@@ -76,34 +76,28 @@ class _Stream:
 class _Watch:
     """Everything that may end a run early, checked every few milliseconds."""
 
-    def __init__(self, limits: Limits, disk_path: Path) -> None:
+    def __init__(self, limits: Limits, disk_path: Path, streams: Sequence[_Stream]) -> None:
         self.limits = limits
         self.disk_path = disk_path
+        self.streams = streams
         self.start_free = self._free()
-        self.total_output = 0
-        self.lock = threading.Lock()
 
     def _free(self) -> int:
         stats = os.statvfs(self.disk_path)
         return stats.f_bavail * stats.f_frsize
 
-    def count_output(self, n: int) -> None:
-        with self.lock:
-            self.total_output += n
-
     def exceeded(self) -> str | None:
-        if self.total_output > self.limits.output_kill_bytes:
+        if sum(stream.total for stream in self.streams) > self.limits.output_kill_bytes:
             return f"output: more than {self.limits.output_kill_bytes:,} bytes written to stdout/stderr"
         if self.start_free - self._free() > self.limits.disk_write_bytes:
             return f"disk: more than {self.limits.disk_write_bytes:,} bytes written to the workspace filesystem"
         return None
 
 
-def _pump(pipe: IO[bytes], stream: _Stream, watch: _Watch) -> None:
+def _pump(pipe: IO[bytes], stream: _Stream) -> None:
     with contextlib.suppress(OSError, ValueError):
         while chunk := pipe.read1(_CHUNK):  # type: ignore[attr-defined]
             stream.add(chunk)
-            watch.count_output(len(chunk))
 
 
 def _kill_group(pgid: int) -> None:
@@ -147,9 +141,9 @@ def run_watched(
     """Run `argv`, enforce timeout and watchdogs, kill its process group, and report.
 
     `pass_fds` are inherited by the child and closed here once it has started."""
-    watch = _Watch(limits, disk_path)
     keep = max(limits.output_bytes // 2, 1)
     out, err = _Stream(keep), _Stream(keep)
+    watch = _Watch(limits, disk_path, (out, err))
     start = time.monotonic()
     proc = subprocess.Popen(
         list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -159,8 +153,8 @@ def run_watched(
         os.close(fd)
     assert proc.stdout is not None and proc.stderr is not None
     pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, out, watch), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, err, watch), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True),
     ]
     for pump in pumps:
         pump.start()
