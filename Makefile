@@ -22,10 +22,11 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Shipway needs Python >= 3.11 (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev,bench]'
+	$(BIN)/pip install --quiet 'torch==2.13.0'
+	$(BIN)/pip install --quiet -e '.[test,dev,bench,embed]'
 	@touch $@
 
-install: $(STAMP) ## Create .venv and install Shipway with its test and dev tools
+install: $(STAMP) ## Create .venv and install Shipway with its test, dev and embedding extras
 
 system-deps: ## Install the system tools the tests use (git, bubblewrap, Node/npm) when root and missing
 	@bash scripts/system-deps.sh

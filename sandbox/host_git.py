@@ -58,7 +58,8 @@ class RepoInfo:
     branch: str | None  # None on a detached HEAD
 
 
-def _git_env() -> dict[str, str]:
+def git_env() -> dict[str, str]:
+    """The environment for host git: foreign `GIT_*` variables dropped, prompts and locks off."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
     return env
@@ -75,7 +76,7 @@ def run_git(
     cmd = ["git", *HARDENING, *overrides, "-C", str(repo), *args]
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, env=_git_env(), timeout=_GIT_TIMEOUT_SECONDS, check=False
+            cmd, capture_output=True, text=True, env=git_env(), timeout=_GIT_TIMEOUT_SECONDS, check=False
         )
     except FileNotFoundError as exc:
         raise GitError("git is not installed or not on PATH") from exc
@@ -85,6 +86,11 @@ def run_git(
         lines = proc.stderr.strip().splitlines()
         raise GitError(lines[-1] if lines else f"git {args[0]} exited with {proc.returncode}")
     return proc
+
+
+def git_argv(repo: Path, *args: str) -> list[str]:
+    """The hardened argv `run_git` uses, for callers that stream (`cat-file --batch`)."""
+    return ["git", *HARDENING, "-C", str(repo), *args]
 
 
 def driver_overrides(repo: Path) -> tuple[str, ...]:
