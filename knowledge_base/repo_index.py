@@ -64,10 +64,13 @@ class SearchResult:
 
 
 @dataclass
-class _Snapshot:
+class Snapshot:
+    """The indexed commit's files, loaded once per commit."""
+
     commit: str
     paths_of: dict[str, list[str]]  # blob -> paths of indexed files
-    blob_of: dict[str, str]
+    blob_of: dict[str, str]  # indexed path -> blob
+    all_blobs: dict[str, str]  # every regular file's path -> blob, skipped ones included
 
 
 class RepoIndex:
@@ -79,7 +82,7 @@ class RepoIndex:
         self.vectors = vectors
         self.weights = weights or Weights()
         self.db = IndexDatabase(directory / "code.db")
-        self._snapshot: _Snapshot | None = None
+        self._snapshot: Snapshot | None = None
         self._guard = threading.Lock()
 
     # ------------------------------------------------------------------ keeping current
@@ -99,7 +102,7 @@ class RepoIndex:
             self._snapshot = None
         return stats
 
-    def ensure_current(self) -> _Snapshot:
+    def ensure_current(self) -> Snapshot:
         head = self.source.head()
         if head is None or head != self.db.get_meta("commit"):
             self.update()
@@ -108,14 +111,16 @@ class RepoIndex:
                 self._snapshot = self._load_snapshot()
             return self._snapshot
 
-    def _load_snapshot(self) -> _Snapshot:
+    def _load_snapshot(self) -> Snapshot:
         with self.db.read() as conn:
             commit = conn.execute("SELECT value FROM meta WHERE key = 'commit'").fetchone()[0]
-            rows = conn.execute("SELECT path, blob FROM files WHERE skipped IS NULL").fetchall()
+            rows = conn.execute("SELECT path, blob, skipped FROM files").fetchall()
         paths_of: dict[str, list[str]] = defaultdict(list)
-        for path, blob in rows:
-            paths_of[blob].append(path)
-        return _Snapshot(str(commit), dict(paths_of), {path: blob for path, blob in rows})
+        for path, blob, skipped in rows:
+            if skipped is None:
+                paths_of[blob].append(path)
+        indexed = {path: blob for path, blob, skipped in rows if skipped is None}
+        return Snapshot(str(commit), dict(paths_of), indexed, {path: blob for path, blob, _ in rows})
 
     # ------------------------------------------------------------------ searching
     def search(self, text: str, k: int = 10, kind: str = "hybrid", path_glob: str | None = None) -> SearchResult:
@@ -133,7 +138,7 @@ class RepoIndex:
         return SearchResult(snapshot.commit, hits, [f.path for f in ranked], notes)
 
     def _rank(
-        self, conn: sqlite3.Connection, query: Query, kind: str, snapshot: _Snapshot, allowed: set[str] | None,
+        self, conn: sqlite3.Connection, query: Query, kind: str, snapshot: Snapshot, allowed: set[str] | None,
         notes: list[str],
     ) -> tuple[list[RankedFile], dict[str, Evidence], dict[str, list[ChunkHit]]]:  # fmt: skip
         per_signal: dict[str, dict[str, float]] = {}
@@ -176,7 +181,7 @@ class RepoIndex:
 
     def _hits(
         self, conn: sqlite3.Connection, ranked: list[RankedFile], evidence: dict[str, Evidence],
-        chunks: dict[str, list[ChunkHit]], snapshot: _Snapshot,
+        chunks: dict[str, list[ChunkHit]], snapshot: Snapshot,
     ) -> list[Hit]:  # fmt: skip
         best_chunk: dict[str, int] = {}
         for signal in ("lexical", "semantic"):

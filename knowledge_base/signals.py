@@ -43,11 +43,16 @@ class ChunkHit:
 
 
 def document_frequencies(conn: sqlite3.Connection, terms: list[str]) -> dict[str, int]:
+    return document_frequencies_in(conn, "chunks_vocab", terms)
+
+
+def document_frequencies_in(conn: sqlite3.Connection, vocab_table: str, terms: list[str]) -> dict[str, int]:
+    """How many rows of an FTS5 table contain each term (from its fts5vocab table)."""
     found: dict[str, int] = {}
     for start in range(0, len(terms), 500):
         batch = terms[start : start + 500]
         marks = ",".join("?" * len(batch))
-        for term, docs in conn.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", batch):  # noqa: S608
+        for term, docs in conn.execute(f"SELECT term, doc FROM {vocab_table} WHERE term IN ({marks})", batch):  # noqa: S608
             found[term] = int(docs)
     return found
 

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 SCHEMA_VERSION = "1"
+_META = "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files(
     path TEXT PRIMARY KEY, blob TEXT NOT NULL, lang TEXT, size INTEGER NOT NULL, skipped TEXT);
 CREATE INDEX IF NOT EXISTS files_blob ON files(blob);
@@ -37,13 +37,28 @@ CREATE INDEX IF NOT EXISTS symbols_blob ON symbols(blob);
 class IndexDatabase:
     """Connections to one index file. One connection per call keeps it usable from threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, extra_schema: str | None = None) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        if self._stale_schema():
+            # The index is derived data: a file from another Shipway version is rebuilt, not migrated.
+            for suffix in ("", "-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
         with self.read() as db:
             # executescript commits first, so the schema is its own BEGIN ... COMMIT script.
-            db.executescript("BEGIN IMMEDIATE; " + _SCHEMA + " COMMIT;")
+            schema = _META + (_SCHEMA if extra_schema is None else extra_schema)
+            db.executescript("BEGIN IMMEDIATE; " + schema + " COMMIT;")
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+
+    def _stale_schema(self) -> bool:
+        if not self.path.exists():
+            return False
+        try:
+            with self.read() as db:
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        except sqlite3.DatabaseError:
+            return True
+        return row is not None and row[0] != SCHEMA_VERSION
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)

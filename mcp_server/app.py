@@ -9,8 +9,10 @@ from mcp_server.config import Settings
 from mcp_server.tasks.service import TaskService
 from mcp_server.tasks.sqlite_store import SqliteTaskStore
 from mcp_server.workspaces import TaskWorkspaces
+from tools.search import RepoSearch, choose_embedder
 
 STORE_FILE = "tasks.db"
+INDEX_DIR = "index"
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class ServerDeps:
     settings: Settings
     tasks: TaskService
     workspaces: TaskWorkspaces
+    search: RepoSearch
 
 
 def ensure_state_dir(path: Path) -> Path:
@@ -34,4 +37,12 @@ def ensure_state_dir(path: Path) -> Path:
 def open_deps(settings: Settings) -> ServerDeps:
     state = ensure_state_dir(settings.state_path)
     tasks = TaskService(SqliteTaskStore(state / STORE_FILE), settings)
-    return ServerDeps(settings=settings, tasks=tasks, workspaces=TaskWorkspaces(tasks, settings))
+    return ServerDeps(
+        settings=settings, tasks=tasks, workspaces=TaskWorkspaces(tasks, settings), search=open_search(settings)
+    )
+
+
+def open_search(settings: Settings) -> RepoSearch:
+    key = settings.embeddings_api_key.get_secret_value() if settings.embeddings_api_key else None
+    embedder, problem = choose_embedder(settings.embedder, settings.embeddings_url, settings.embeddings_model, key)
+    return RepoSearch(settings.repo, ensure_state_dir(settings.state_path) / INDEX_DIR, embedder, problem)

@@ -170,6 +170,56 @@ def task_verify(task_id: str | None, every: bool, repo: Path | None, as_json: bo
         sys.exit(1)
 
 
+@cli.command("index")
+@click.option("--no-semantic", is_flag=True, help="Only the lexical and symbol indexes (skip embedding).")
+@repo_option
+@json_option
+def index_repo(no_semantic: bool, repo: Path | None, as_json: bool) -> None:
+    """Build or update the search index of the repository's HEAD (incremental)."""
+    from mcp_server.app import open_search
+    from mcp_server.cli_format import index_text
+
+    emit(open_search(load_settings(repo=repo)).build(semantic=not no_semantic), as_json, index_text)
+
+
+@cli.command("search")
+@click.argument("query", required=False)
+@click.option(
+    "--query-file", type=click.File("r", encoding="utf-8", errors="replace"), help="Read the query from a file."
+)
+@click.option("-k", "k", type=click.IntRange(1, 100), default=10, show_default=True, help="How many results.")
+@click.option(
+    "--kind", type=click.Choice(["hybrid", "lexical", "symbol", "semantic"]), default="hybrid", show_default=True
+)
+@click.option("--glob", "path_glob", default=None, help="Only paths matching this glob, e.g. 'src/*.py'.")
+@click.option("--files", "files_only", is_flag=True, help="Print ranked unique file paths, one per line.")
+@repo_option
+@json_option
+def search_command(
+    query: str | None, query_file: Any, k: int, kind: str, path_glob: str | None, files_only: bool,
+    repo: Path | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Search the repository: QUERY is words, identifiers, an error message or a stack trace."""
+    from mcp_server.app import open_search
+    from mcp_server.cli_format import search_text
+
+    if bool(query) == bool(query_file):
+        raise click.UsageError("give a QUERY or --query-file (one of them)")
+    text = query if query else query_file.read()
+    search = open_search(load_settings(repo=repo))
+    if files_only:
+        for path in search.ranked_files(text, kind, path_glob)[:k]:
+            click.echo(safe_path(path))
+        return
+    emit(search.search_repo(text, k, kind, path_glob), as_json, search_text)
+
+
+def safe_path(path: str) -> str:
+    from mcp_server.cli_format import safe
+
+    return safe(path)
+
+
 @cli.group()
 def sandbox() -> None:
     """Run commands in the sandbox."""

@@ -14,6 +14,7 @@ from pydantic import BaseModel, computed_field
 from mcp_server.tasks.chain import ChainReport
 from mcp_server.tasks.model import Task
 from mcp_server.tasks.service import TaskLog, TaskPage
+from tools.search import IndexReport, SearchReport
 
 _TIME = "%Y-%m-%d %H:%M:%S"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -80,3 +81,21 @@ def verify_text(result: VerifyResult) -> str:
         broken = sum(not r.ok for r in result.reports)
         lines.append(f"{len(result.reports)} tasks verified, {broken} broken")
     return "\n".join(lines)
+
+
+def search_text(report: SearchReport) -> str:
+    lines = [f"# {note}" for note in report.notes]
+    for number, hit in enumerate(report.hits, start=1):
+        lines.append(f"{number:>3}. {safe(hit.path)}:{hit.start_line}-{hit.end_line}  ({', '.join(hit.signals)})")
+        lines.extend(f"       {safe(line)}" for line in hit.snippet.splitlines()[:6])
+    if not report.hits:
+        lines.append("no matches")
+    return "\n".join(lines)
+
+
+def index_text(report: IndexReport) -> str:
+    return (
+        f"indexed {report.commit[:12]}: {report.files:,} files ({report.skipped:,} skipped), "
+        f"{report.new_blobs:,} new and {report.removed_blobs:,} removed blobs in {report.seconds:.2f}s; "
+        f"semantic index {report.semantic}"
+    )

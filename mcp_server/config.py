@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         default=False, description="Run commands on the host without isolation (SHIPWAY_UNSAFE_NO_SANDBOX=1)"
     )
     command_timeout_s: float = Field(default=120.0, gt=0, le=1800, description="Default timeout of run_command")
+    embedder: Literal["auto", "minilm", "openai", "none"] = Field(
+        default="auto", description="Semantic search model; auto: the local MiniLM when installed, else none"
+    )
+    embeddings_url: str | None = Field(default=None, description="OpenAI-compatible base URL, e.g. .../v1")
+    embeddings_model: str | None = Field(default=None, description="Model name for embeddings_url")
+    embeddings_api_key: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -34,6 +34,15 @@ from mcp_server.workspaces import TaskWorkspaces
 from sandbox.base import ExecResult
 from sandbox.errors import SandboxUnavailable, WorktreeError
 from tools.errors import ToolInputError
+from tools.search import (
+    FileSlice,
+    KnowledgeEntry,
+    KnowledgeReport,
+    RepoMapReport,
+    RepoSearch,
+    SearchKind,
+    SearchReport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +163,49 @@ def sandbox_tools(workspaces: TaskWorkspaces, actor: Actor, default_timeout: flo
     return [ToolSpec(caller_errors(run_command), DESTRUCTIVE, AGENT)]
 
 
+def search_tools(search: RepoSearch, actor: Actor) -> list[ToolSpec]:
+    def search_repo(
+        query: Annotated[str, Field(description="What to find: words, identifiers, an error or a stack trace")],
+        k: Annotated[int, Field(ge=1, le=100)] = 10,
+        kind: SearchKind = "hybrid",
+        path_glob: Annotated[str | None, Field(description="Only paths matching this glob, e.g. 'src/*.py'")] = None,
+    ) -> SearchReport:
+        """Find the code for a request: ranked files with line ranges, snippets and why each matched."""
+        return search.search_repo(query, k, kind, path_glob)
+
+    def read_file(
+        path: Annotated[str, Field(description="Repo-relative path", max_length=1024)],
+        start_line: Annotated[int, Field(ge=1)] = 1,
+        end_line: Annotated[int | None, Field(ge=1)] = None,
+    ) -> FileSlice:
+        """Read lines of a file at the indexed commit (at most 400 lines per call)."""
+        return search.read_file(path, start_line, end_line)
+
+    def repo_map(budget_tokens: Annotated[int, Field(ge=100, le=20_000)] = 2_000) -> RepoMapReport:
+        """Outline of the repo's classes and functions, most-used modules first, within a token budget."""
+        return search.repo_map(budget_tokens)
+
+    def search_knowledge(query: str, k: Annotated[int, Field(ge=1, le=50)] = 5) -> KnowledgeReport:
+        """Search the repo's docs, README, ADRs and notes from earlier tasks; each with its source."""
+        return search.search_knowledge(query, k)
+
+    def add_knowledge(
+        title: Annotated[str, Field(max_length=200)],
+        text: Annotated[str, Field(max_length=20_000)],
+        source: Annotated[str, Field(description="Where it comes from: a URL, PR or path", max_length=500)],
+    ) -> KnowledgeEntry:
+        """Save a note (decision, PR summary) for later search_knowledge calls."""
+        return search.add_knowledge(title, text, source, f"{actor.kind}:{actor.name}")
+
+    return [
+        ToolSpec(caller_errors(search_repo), READ_ONLY, BOTH),
+        ToolSpec(caller_errors(read_file), READ_ONLY, BOTH),
+        ToolSpec(caller_errors(repo_map), READ_ONLY, BOTH),
+        ToolSpec(caller_errors(search_knowledge), READ_ONLY, BOTH),
+        ToolSpec(caller_errors(add_knowledge), CREATES, BOTH),
+    ]
+
+
 def create_server(deps: ServerDeps, toolset: Toolset | None = None) -> MCPServer:
     """An MCPServer serving `toolset` (default: the one in settings) over `deps`."""
     chosen = toolset or deps.settings.toolset
@@ -165,7 +217,11 @@ def create_server(deps: ServerDeps, toolset: Toolset | None = None) -> MCPServer
         log_level=deps.settings.log_level,
     )
     actor = actor_for(chosen)
-    specs = task_tools(deps.tasks, actor) + sandbox_tools(deps.workspaces, actor, deps.settings.command_timeout_s)
+    specs = (
+        task_tools(deps.tasks, actor)
+        + sandbox_tools(deps.workspaces, actor, deps.settings.command_timeout_s)
+        + search_tools(deps.search, actor)
+    )
     for spec in specs:
         if chosen in spec.toolsets:
             server.add_tool(spec.fn, annotations=spec.annotations, structured_output=True)

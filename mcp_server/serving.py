@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from pathlib import Path
 
 import anyio
 
-from mcp_server.app import open_deps
+from mcp_server.app import ServerDeps, open_deps
 from mcp_server.client_config import client_snippets
 from mcp_server.config import Settings
 from mcp_server.http_app import MCP_PATH, REVIEW_PATH, bind_socket, build_http_app, serve_http
 from mcp_server.server import create_server
+
+log = logging.getLogger(__name__)
 
 
 def _configure_logging(level: str) -> None:
@@ -27,9 +30,30 @@ def _configure_logging(level: str) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def index_in_background(deps: ServerDeps) -> threading.Thread:
+    """Build or refresh the search index (vectors included) without delaying the first request.
+
+    Queries that arrive before it finishes index lexically on their own and note that the
+    semantic index is not ready.
+    """
+
+    def build() -> None:
+        try:
+            report = deps.search.build(semantic=True)
+            log.info("search index at %s: %s files, semantic %s", report.commit[:12], report.files, report.semantic)
+        except Exception:  # a broken index must not take the server down; searches report it
+            log.exception("background indexing failed")
+
+    thread = threading.Thread(target=build, name="shipway-indexer", daemon=True)
+    thread.start()
+    return thread
+
+
 def serve_stdio(settings: Settings) -> None:
     _configure_logging(settings.log_level)
-    server = create_server(open_deps(settings))
+    deps = open_deps(settings)
+    index_in_background(deps)
+    server = create_server(deps)
     anyio.run(server.run_stdio_async)
 
 
@@ -63,6 +87,7 @@ def banner(settings: Settings, port: int) -> str:
 def serve_http_forever(settings: Settings) -> None:
     _configure_logging(settings.log_level)
     deps = open_deps(settings)
+    index_in_background(deps)
     app = build_http_app(create_server(deps), deps)
     sock = bind_socket(settings.host, settings.port)
     port = sock.getsockname()[1]

@@ -22,6 +22,8 @@ def _clean_shipway_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("SHIPWAY_"):
             monkeypatch.delenv(name)
+    # Loading the embedding model costs seconds of CPU per server; tests that need it opt in.
+    monkeypatch.setenv("SHIPWAY_EMBEDDER", "none")
 
 
 @pytest.fixture

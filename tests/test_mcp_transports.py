@@ -31,7 +31,9 @@ async def _start_and_fetch(client: Client, request: str) -> Task:
 
 async def test_stdio_subprocess_serves_the_task_tools(repo: Path) -> None:
     params = StdioServerParameters(
-        command=SHIPWAY, args=["serve", "--stdio", "--repo", str(repo)], env={"PATH": os.environ["PATH"]}
+        command=SHIPWAY,
+        args=["serve", "--stdio", "--repo", str(repo)],
+        env={"PATH": os.environ["PATH"], "SHIPWAY_EMBEDDER": "none"},
     )
     async with Client(params) as client:
         assert "start_task" in {t.name for t in (await client.list_tools()).tools}
