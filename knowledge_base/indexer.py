@@ -66,7 +66,7 @@ def update_index(db: IndexDatabase, source: TreeSource, commit: str | None = Non
         _store_files(conn, entries)
         removed = _drop_orphans(conn)
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('commit', ?)", (commit,))
-    indexed = sum(1 for e in entries if e.blob in wanted)
+        indexed = int(conn.execute("SELECT COUNT(*) FROM files WHERE skipped IS NULL").fetchone()[0])
     return IndexStats(commit, indexed, len(entries) - indexed, len(parsed), removed, time.monotonic() - started)
 
 

@@ -14,7 +14,7 @@ from knowledge_base.errors import InvalidQuery
 from knowledge_base.tokens import STOPWORDS, iter_tokens
 
 MAX_QUERY_CHARS = 16_000
-MAX_QUERY_TERMS = 256  # FTS5 query terms; the rarest are kept
+MAX_QUERY_TERMS = 128  # FTS5 query terms; the rarest are kept (they carry the signal, and each costs time)
 
 _PATHLIKE = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.(?:py|pyi|js|jsx|mjs|ts|tsx|go|java|rs|rb|c|h|cc|cpp))\b")
 _DOTTED = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*){1,6})\b")

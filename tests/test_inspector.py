@@ -13,12 +13,12 @@ from mcp_server.app import open_deps
 from mcp_server.config import load_settings
 from tests.conftest import REPO_ROOT
 from tests.helpers.servers import SHIPWAY, http_server
+from tests.test_mcp_inprocess import AGENT_TOOLS
 
 pytestmark = pytest.mark.slow
 
 INSPECTOR_DIR = REPO_ROOT / "tests" / "inspector"
 INSPECTOR = INSPECTOR_DIR / "node_modules" / ".bin" / "mcp-inspector"
-AGENT_TOOLS = {"start_task", "list_tasks", "get_task", "abort_task", "get_task_log", "run_command"}
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +39,15 @@ def _inspect(inspector: Path, *args: str) -> dict[str, object]:
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
 
-def test_the_inspector_lists_the_task_tools_over_streamable_http(inspector: Path, repo: Path) -> None:
+def test_the_inspector_lists_the_tools_and_searches_over_streamable_http(inspector: Path, repo: Path) -> None:
     with http_server(repo) as server:
         listing = _inspect(inspector, server.mcp_url, "--transport", "http", "--method", "tools/list")
+        found = _inspect(
+            inspector, server.mcp_url, "--transport", "http",
+            "--method", "tools/call", "--tool-name", "search_repo", "--tool-arg", "query=sample",
+        )  # fmt: skip
     assert {tool["name"] for tool in listing["tools"]} == AGENT_TOOLS  # type: ignore[attr-defined]
+    assert found["structuredContent"]["hits"][0]["path"] == "README.md"  # type: ignore[index]
 
 
 def test_the_inspector_starts_a_task_over_stdio(inspector: Path, repo: Path) -> None:

@@ -71,6 +71,9 @@ class GitTreeSource:
             proc.kill()
             proc.wait()
             feeder.join(timeout=5)
+            proc.stdout.close()
+            if not proc.stdin.closed:
+                proc.stdin.close()
 
 
 def _feed(stdin: IO[bytes], blobs: list[str]) -> None:

@@ -57,8 +57,8 @@ class FileSlice(BaseModel):
     end_line: int
     total_lines: int
     text: str
-    truncated: bool = Field(description="True when more lines follow end_line")
-    next: str | None = Field(default=None, description="How to read the rest")
+    truncated: bool = Field(description="True when the line or size cap cut the requested range short")
+    next: str | None = Field(default=None, description="The call that reads on, when the file continues")
 
 
 class RepoMapReport(BaseModel):
@@ -148,7 +148,7 @@ class RepoSearch:
         if blob is None:
             raise ToolInputError(f"{path!r} is not a file in the repository at {snapshot.commit[:12]} "
                                  "(paths are repo-relative, e.g. 'src/app.py'; search_repo finds files)")  # fmt: skip
-        data = next(iter(self.source.read_blobs([blob])))[1]
+        data = dict(self.source.read_blobs([blob]))[blob]
         if b"\0" in data[:8192]:
             raise ToolInputError(f"{clean} is a binary file ({len(data):,} bytes); read_file shows text only")
         lines = decode(data).splitlines(keepends=True)
@@ -197,7 +197,7 @@ def _slice(path: str, commit: str, lines: list[str], start: int, end: int | None
         last = start + text.count("\n") - 1 if text.count("\n") else start
         text = "".join(lines[start - 1 : last])
     truncated = last < min(total, end or total)
-    hint = f"read_file(path={path!r}, start_line={last + 1})" if truncated else None
+    hint = f"read_file(path={path!r}, start_line={last + 1})" if last < total else None
     return FileSlice(path=path, commit=commit, start_line=start, end_line=last, total_lines=total, text=text,
                      truncated=truncated, next=hint)  # fmt: skip
 
