@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,19 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def shop(tmp_path: Path) -> Path:
+def repo(tmp_path: Path) -> Path:
+    """The sample shop replaces conftest's one-file repository, so `deps` serves the shop."""
     return make_sample_repo(tmp_path / "shop")
 
 
 @pytest.fixture
-def shop_deps(shop: Path) -> Iterator[ServerDeps]:
-    built = open_deps(load_settings(repo=shop))
-    yield built
-    built.tasks.store.close()
+def shop(repo: Path) -> Path:
+    return repo
+
+
+@pytest.fixture
+def shop_deps(deps: ServerDeps) -> ServerDeps:
+    return deps
 
 
 async def call(deps: ServerDeps, tool: str, **arguments: object) -> tuple[bool, dict[str, object], str]:
