@@ -53,9 +53,14 @@ def skip_reason_for_path(path: str, size: int) -> str | None:
     return None
 
 
+def is_binary(data: bytes) -> bool:
+    """Git's own test: a NUL byte near the start."""
+    return b"\0" in data[:_SNIFF_BYTES]
+
+
 def skip_reason_for_content(data: bytes) -> str | None:
     """Why a file is not indexed, judged from its bytes, or None."""
-    if b"\0" in data[:_SNIFF_BYTES]:
+    if is_binary(data):
         return "binary"
     lines = data.count(b"\n") + 1
     if len(data) > 2_000 and len(data) / lines > _MINIFIED_AVG_LINE:

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from knowledge_base.chunking import chunk_lines, heading_lines
 from knowledge_base.errors import InvalidQuery
 from knowledge_base.filters import DOC_LANGUAGES, decode, language_of, skip_reason_for_content
-from knowledge_base.query import parse_query
+from knowledge_base.query import fts_expression, parse_query
 from knowledge_base.signals import document_frequencies_in
 from knowledge_base.source import TreeSource
 from knowledge_base.store import IndexDatabase
@@ -98,10 +98,9 @@ class KnowledgeBase:
         query = parse_query(text)
         with self.db.read() as conn:
             frequencies = document_frequencies_in(conn, "entries_vocab", list(query.terms))
-            present = sorted((t for t in query.terms if frequencies.get(t)), key=lambda t: (frequencies[t], t))
-            if not present:
+            expression = fts_expression(query.terms, frequencies)
+            if expression is None:
                 return []
-            expression = " OR ".join(f'"{t}"' for t in present[:256])
             rows = conn.execute(
                 "SELECT e.id, e.title, e.source, e.origin, e.text, -bm25(entries_fts, 3.0, 1.0) FROM entries_fts "
                 "JOIN entries e ON e.id = entries_fts.rowid WHERE entries_fts MATCH ? ORDER BY rank LIMIT ?",

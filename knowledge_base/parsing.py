@@ -46,9 +46,5 @@ def parse_file(language: str | None, data: bytes) -> ParsedFile:
         if symbol.is_definition and symbol.kind in _CHUNK_KINDS:
             boundaries.setdefault(symbol.line, symbol.name)
     chunks = chunk_lines(lines, boundaries)
-    chunk_tokens = [" ".join(_chunk_tokens(chunk)) for chunk in chunks]
+    chunk_tokens = [" ".join(tokens(chunk.text)) for chunk in chunks]
     return ParsedFile(len(lines), None, symbols, chunks, chunk_tokens)
-
-
-def _chunk_tokens(chunk: Chunk) -> list[str]:
-    return tokens(chunk.text)

@@ -19,8 +19,10 @@ from knowledge_base.signals import (
     Evidence,
     files_from_chunks,
     lexical_chunks,
+    lexical_expression,
     lexical_files,
     path_mentions,
+    select_in,
     symbol_definitions,
 )
 from knowledge_base.source import TreeSource
@@ -144,10 +146,11 @@ class RepoIndex:
         per_signal: dict[str, dict[str, float]] = {}
         evidence: dict[str, Evidence] = {}
         chunks: dict[str, list[ChunkHit]] = {}
-        if kind in ("hybrid", "lexical"):
-            chunks["lexical"] = lexical_chunks(conn, query)
+        expression = lexical_expression(conn, query) if kind in ("hybrid", "lexical") else None
+        if expression is not None:
+            chunks["lexical"] = lexical_chunks(conn, expression)
             per_signal["lexical"] = files_from_chunks(chunks["lexical"], snapshot.paths_of)
-            per_signal["file"] = lexical_files(conn, query, snapshot.paths_of)
+            per_signal["file"] = lexical_files(conn, expression, snapshot.paths_of)
         if kind in ("hybrid", "symbol"):
             evidence["symbol"] = symbol_definitions(conn, query, snapshot.paths_of, len(snapshot.blob_of))
             per_signal["symbol"] = evidence["symbol"].scores
@@ -212,8 +215,8 @@ def _glob_filter(path_glob: str | None, paths: list[str]) -> set[str] | None:
 
 
 def _chunk_blobs(conn: sqlite3.Connection, ids: list[int]) -> list[tuple[int, str]]:
-    marks = ",".join("?" * len(ids))
-    return [(int(i), str(b)) for i, b in conn.execute(f"SELECT id, blob FROM chunks WHERE id IN ({marks})", ids)]  # noqa: S608
+    rows = select_in(conn, "SELECT id, blob FROM chunks WHERE id IN ({marks})", ids)
+    return [(int(i), str(b)) for i, b in rows]
 
 
 def _chunk_row(

@@ -9,11 +9,14 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from knowledge_base.query import Query, fts_expression
 
 LEXICAL_CHUNK_LIMIT = 2_000
+_IN_BATCH = 500  # well under SQLite's limit on bound parameters
 _GENERIC_SYMBOL_FILES = 25  # a name defined in more files than this tells nothing
 
 
@@ -42,25 +45,27 @@ class ChunkHit:
     score: float
 
 
-def document_frequencies(conn: sqlite3.Connection, terms: list[str]) -> dict[str, int]:
-    return document_frequencies_in(conn, "chunks_vocab", terms)
+def select_in(conn: sqlite3.Connection, sql: str, values: Sequence[object]) -> list[tuple[Any, ...]]:
+    """Rows of `sql`, whose one `{marks}` is an IN list, over `values` in batches SQLite accepts."""
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(values), _IN_BATCH):
+        batch = values[start : start + _IN_BATCH]
+        rows += conn.execute(sql.format(marks=",".join("?" * len(batch))), batch).fetchall()
+    return rows
 
 
 def document_frequencies_in(conn: sqlite3.Connection, vocab_table: str, terms: list[str]) -> dict[str, int]:
     """How many rows of an FTS5 table contain each term (from its fts5vocab table)."""
-    found: dict[str, int] = {}
-    for start in range(0, len(terms), 500):
-        batch = terms[start : start + 500]
-        marks = ",".join("?" * len(batch))
-        for term, docs in conn.execute(f"SELECT term, doc FROM {vocab_table} WHERE term IN ({marks})", batch):  # noqa: S608
-            found[term] = int(docs)
-    return found
+    sql = f"SELECT term, doc FROM {vocab_table} WHERE term IN ({{marks}})"  # noqa: S608
+    return {str(term): int(docs) for term, docs in select_in(conn, sql, terms)}
 
 
-def lexical_chunks(conn: sqlite3.Connection, query: Query) -> list[ChunkHit]:
-    expression = fts_expression(query.terms, document_frequencies(conn, list(query.terms)))
-    if expression is None:
-        return []
+def lexical_expression(conn: sqlite3.Connection, query: Query) -> str | None:
+    """The FTS5 query both lexical views run: the query's rarest indexed terms."""
+    return fts_expression(query.terms, document_frequencies_in(conn, "chunks_vocab", list(query.terms)))
+
+
+def lexical_chunks(conn: sqlite3.Connection, expression: str) -> list[ChunkHit]:
     rows = conn.execute(
         "SELECT c.id, c.blob, -bm25(chunks_fts) FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
         "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
@@ -86,14 +91,7 @@ def symbol_definitions(conn: sqlite3.Connection, query: Query, paths_of: dict[st
     """Files that define a name the query mentions, weighted by how rare the name is."""
     evidence = Evidence()
     names = sorted({w.lower() for w in query.words})
-    rows: list[tuple[str, str, str, int]] = []
-    for start in range(0, len(names), 500):
-        batch = names[start : start + 500]
-        marks = ",".join("?" * len(batch))
-        rows += conn.execute(
-            f"SELECT lname, name, blob, line FROM symbols WHERE is_def = 1 AND lname IN ({marks})",  # noqa: S608
-            batch,
-        ).fetchall()
+    rows = select_in(conn, "SELECT lname, name, blob, line FROM symbols WHERE is_def = 1 AND lname IN ({marks})", names)
     blobs_by_name: dict[str, set[str]] = defaultdict(set)
     for lname, _name, blob, _line in rows:
         blobs_by_name[lname].add(blob)
@@ -182,11 +180,8 @@ def _module_files(dotted: str, by_name: dict[str, list[str]]) -> list[str]:
     return []
 
 
-def lexical_files(conn: sqlite3.Connection, query: Query, paths_of: dict[str, list[str]]) -> dict[str, float]:
+def lexical_files(conn: sqlite3.Connection, expression: str, paths_of: dict[str, list[str]]) -> dict[str, float]:
     """Whole-file BM25: rewards files where the query's words co-occur, even if spread out."""
-    expression = fts_expression(query.terms, document_frequencies(conn, list(query.terms)))
-    if expression is None:
-        return {}
     rows = conn.execute(
         "SELECT b.blob, -bm25(blobs_fts) FROM blobs_fts JOIN blobs b ON b.rowid = blobs_fts.rowid "
         "WHERE blobs_fts MATCH ? ORDER BY rank LIMIT ?",

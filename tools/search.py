@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from knowledge_base.embedders import Embedder, EmbedderUnavailable, MiniLMEmbedder, load_embedder
 from knowledge_base.errors import KnowledgeBaseError
-from knowledge_base.filters import decode
+from knowledge_base.filters import decode, is_binary
 from knowledge_base.indexer import IndexStats
 from knowledge_base.knowledge import KnowledgeBase
 from knowledge_base.repo_index import RepoIndex
@@ -149,7 +149,7 @@ class RepoSearch:
             raise ToolInputError(f"{path!r} is not a file in the repository at {snapshot.commit[:12]} "
                                  "(paths are repo-relative, e.g. 'src/app.py'; search_repo finds files)")  # fmt: skip
         data = dict(self.source.read_blobs([blob]))[blob]
-        if b"\0" in data[:8192]:
+        if is_binary(data):
             raise ToolInputError(f"{clean} is a binary file ({len(data):,} bytes); read_file shows text only")
         lines = decode(data).splitlines(keepends=True)
         return _slice(clean, snapshot.commit, lines, start_line, end_line)
