@@ -55,6 +55,8 @@ bench: install ## Run the benchmarks (printed, not asserted)
 	$(BIN)/python -m bench.mcp_latency
 	$(BIN)/python -m bench.mcp_load
 	$(BIN)/python -m bench.sandbox
+	@if [ -d "$$MIRRORS" ]; then $(BIN)/python -m bench.edit_robustness; \
+	else echo "bench.edit_robustness skipped: set MIRRORS (see ../shared/bench/README.md)"; fi
 
 clean: ## Remove the virtualenv, node_modules and caches
 	rm -rf $(VENV) $(INSPECTOR_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -220,6 +220,73 @@ def safe_path(path: str) -> str:
     return safe(path)
 
 
+@cli.group("diff")
+def diff_group() -> None:
+    """Apply edits (any directory, or a task's worktree) and show a task's change."""
+
+
+@diff_group.command("apply")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Directory to edit (git not required; default: the current directory). Ignored with --task.",
+)
+@click.option("--task", "task_id", default=None, help="Apply to this task's worktree and commit it.")
+@click.option(
+    "--patch",
+    "patch_file",
+    type=click.File("rb"),
+    required=True,
+    help="Unified diff or SEARCH/REPLACE file ('-' for stdin).",
+)
+@click.option("--dry-run", is_flag=True, help="Check and print the result; write nothing.")
+@json_option
+def diff_apply(repo: Path | None, task_id: str | None, patch_file: Any, dry_run: bool, as_json: bool) -> None:
+    """Apply a patch all or nothing. Exit 0 when applied (or already applied), 1 when refused."""
+    from mcp_server.cli_format import edit_text, safe
+    from tools.edits.engine import run_edit
+
+    raw = patch_file.read()
+    try:
+        patch = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        patch = raw.decode("latin-1")
+    if task_id:
+        deps = deps_for(repo)
+        report = deps.workspaces.edit(task_id, cli_actor(), patch=patch, dry_run=dry_run)
+    else:
+        report = run_edit((repo or Path.cwd()).resolve(), patch=patch, dry_run=dry_run)
+    if report.status == "refused":
+        if as_json:
+            click.echo(report.model_dump_json(indent=2))
+        else:
+            click.echo(safe(report.refusal()), err=True)
+        sys.exit(1)
+    emit(report, as_json, edit_text)
+
+
+@diff_group.command("show")
+@click.argument("task_id")
+@repo_option
+@json_option
+def diff_show(task_id: str, repo: Path | None, as_json: bool) -> None:
+    """The task's whole change: its branch against the base commit."""
+    from mcp_server.cli_format import diff_text
+
+    emit(deps_for(repo).workspaces.diff(task_id), as_json, diff_text)
+
+
+@diff_group.command("revert")
+@click.argument("task_id")
+@repo_option
+@json_option
+def diff_revert(task_id: str, repo: Path | None, as_json: bool) -> None:
+    """Undo the task's most recent edit."""
+    report = deps_for(repo).workspaces.revert(task_id, cli_actor())
+    emit(report, as_json, lambda r: f"reverted {r.reverted_commit[:12]}; {r.edits_left} edit(s) left")
+
+
 @cli.group()
 def sandbox() -> None:
     """Run commands in the sandbox."""

@@ -14,7 +14,9 @@ from pydantic import BaseModel, computed_field
 from mcp_server.tasks.chain import ChainReport
 from mcp_server.tasks.model import Task
 from mcp_server.tasks.service import TaskLog, TaskPage
+from tools.edits.report import EditReport
 from tools.search import IndexReport, SearchReport
+from tools.task_edits import TaskDiff
 
 _TIME = "%Y-%m-%d %H:%M:%S"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -99,3 +101,27 @@ def index_text(report: IndexReport) -> str:
         f"{report.new_blobs:,} new and {report.removed_blobs:,} removed blobs in {report.seconds:.2f}s; "
         f"semantic index {report.semantic}"
     )
+
+
+def edit_text(report: EditReport) -> str:
+    verb = {"applied": "would apply" if report.dry_run else "applied", "already_applied": "already applied"}
+    lines = [f"{verb.get(report.status, report.status)}: {len(report.files)} file(s)"]
+    for change in report.files:
+        moved = f" (from {safe(change.old_path)})" if change.old_path else ""
+        lines.append(f"  {change.action:9} {safe(change.path)}{moved}  +{change.added} -{change.removed}")
+    for hunk in report.hunks:
+        where = f" at line {hunk.line}" if hunk.line else ""
+        lines.append(f"  {safe(hunk.file)} hunk {hunk.hunk}: {hunk.status} ({hunk.method or '-'}){where}")
+        lines.extend(f"    note: {safe(note)}" for note in hunk.notes)
+    lines.extend(f"  warning: {safe(w)}" for w in report.warnings)
+    if report.commit:
+        lines.append(f"  commit {report.commit}")
+    return "\n".join(lines)
+
+
+def diff_text(diff: TaskDiff) -> str:
+    head = [f"{diff.edits} edit(s); {diff.base_commit[:12]}..{diff.head_commit[:12]}"]
+    head += [f"  {c.action:9} {safe(c.path)}  +{c.added} -{c.removed}" for c in diff.files]
+    if diff.uncommitted:
+        head.append("uncommitted (from commands): " + ", ".join(safe(p) for p in diff.uncommitted[:20]))
+    return "\n".join(head) + ("\n\n" + safe(diff.diff) if diff.diff else "")

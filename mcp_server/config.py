@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         default=False, description="Run commands on the host without isolation (SHIPWAY_UNSAFE_NO_SANDBOX=1)"
     )
     command_timeout_s: float = Field(default=120.0, gt=0, le=1800, description="Default timeout of run_command")
+    plan_conformance: Literal["enforce", "warn"] = Field(
+        default="enforce",
+        description="An edit touching files the approved plan does not list: refused (enforce) or logged (warn)",
+    )
     embedder: Literal["auto", "minilm", "openai", "none"] = Field(
         default="auto", description="Semantic search model; auto: the local MiniLM when installed, else none"
     )

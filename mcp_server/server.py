@@ -33,6 +33,8 @@ from mcp_server.tasks.service import TaskLog, TaskPage, TaskService
 from mcp_server.workspaces import TaskWorkspaces
 from sandbox.base import ExecResult
 from sandbox.errors import SandboxUnavailable, WorktreeError
+from tools.edits.blocks import EditBlock
+from tools.edits.report import EditReport
 from tools.errors import ToolInputError
 from tools.search import (
     FileSlice,
@@ -43,6 +45,7 @@ from tools.search import (
     SearchKind,
     SearchReport,
 )
+from tools.task_edits import RevertReport, TaskDiff
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +166,36 @@ def sandbox_tools(workspaces: TaskWorkspaces, actor: Actor, default_timeout: flo
     return [ToolSpec(caller_errors(run_command), DESTRUCTIVE, AGENT)]
 
 
+def edit_tools(workspaces: TaskWorkspaces, actor: Actor) -> list[ToolSpec]:
+    def apply_edit(
+        task_id: TaskId,
+        patch: Annotated[
+            str | None, Field(description="Unified diff, or SEARCH/REPLACE blocks as text; line numbers optional")
+        ] = None,
+        blocks: Annotated[list[EditBlock] | None, Field(description="Structured edits instead of patch")] = None,
+        dry_run: Annotated[bool, Field(description="Check and show the result without writing")] = False,
+    ) -> EditReport:
+        """Apply a diff or SEARCH/REPLACE edit to the task's worktree, all files or none; commits it."""
+        report = workspaces.edit(task_id, actor, patch, blocks, dry_run)
+        if report.status == "refused":
+            raise ToolError(report.refusal())
+        return report
+
+    def show_diff(task_id: TaskId) -> TaskDiff:
+        """The task's whole change so far: its branch against the base commit."""
+        return workspaces.diff(task_id)
+
+    def revert_edit(task_id: TaskId) -> RevertReport:
+        """Undo the task's most recent edit."""
+        return workspaces.revert(task_id, actor)
+
+    return [
+        ToolSpec(caller_errors(apply_edit), DESTRUCTIVE, AGENT),
+        ToolSpec(caller_errors(show_diff), READ_ONLY, BOTH),
+        ToolSpec(caller_errors(revert_edit), DESTRUCTIVE, AGENT),
+    ]
+
+
 def search_tools(search: RepoSearch, actor: Actor) -> list[ToolSpec]:
     def search_repo(
         query: Annotated[str, Field(description="What to find: words, identifiers, an error or a stack trace")],
@@ -220,6 +253,7 @@ def create_server(deps: ServerDeps, toolset: Toolset | None = None) -> MCPServer
     specs = (
         task_tools(deps.tasks, actor)
         + sandbox_tools(deps.workspaces, actor, deps.settings.command_timeout_s)
+        + edit_tools(deps.workspaces, actor)
         + search_tools(deps.search, actor)
     )
     for spec in specs:

@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mcp_server.config import STATE_DIR_NAME, Settings
 from mcp_server.errors import UserInputError
@@ -19,8 +20,12 @@ from mcp_server.tasks.model import Actor, Task
 from mcp_server.tasks.service import TaskService
 from sandbox.base import ExecResult, Sandbox
 from sandbox.select import choose_sandbox
-from sandbox.worktree import WorktreeManager
+from sandbox.worktree import Worktree, WorktreeManager
+from tools.edits.blocks import EditBlock
+from tools.edits.engine import EditLimits, parse_input
+from tools.edits.report import EditReport
 from tools.exec import check_command, check_timeout, run_command
+from tools.task_edits import RevertReport, TaskDiff, apply_edit, revert_edit, show_diff
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,56 @@ class TaskWorkspaces:
             },
         )
         return result
+
+    def _live_worktree(self, task_id: str) -> tuple[Task, Worktree]:
+        task = self.tasks.get(task_id)
+        if task.state in TERMINAL:
+            raise UserInputError(f"task {task.id} already ended ({task.state}); its worktree is gone")
+        return task, self.manager(Path(task.repo)).ensure(task.id, task.base_commit)
+
+    def edit(
+        self,
+        task_id: str,
+        actor: Actor,
+        patch: str | None = None,
+        blocks: Sequence[EditBlock] | None = None,
+        dry_run: bool = False,
+    ) -> EditReport:
+        """Apply an edit to the task's worktree and commit it; every applied or refused edit is logged."""
+        parse_input(patch, blocks, EditLimits())  # refuse malformed input before a worktree is made
+        task, worktree = self._live_worktree(task_id)
+        allowed = self.tasks.approved_plan_files(task.id)
+        enforce = self.settings.plan_conformance == "enforce"
+        report = apply_edit(worktree, task.id, patch=patch, blocks=blocks, dry_run=dry_run, allowed=allowed,
+                            enforce_allowed=enforce)  # fmt: skip
+        if dry_run:
+            return report
+        payload: dict[str, Any] = {
+            "status": report.status,
+            "commit": report.commit,
+            "files": [change.model_dump(exclude_defaults=True) for change in report.files],
+            "input_sha256": sha256_hex((patch or "").encode() + str(blocks).encode()),
+        }
+        if report.problems:
+            payload["problems"] = [f"{p.file}: {p.reason}"[:500] for p in report.problems]
+        if report.warnings:
+            payload["warnings"] = report.warnings
+        action = {"applied": "edit_applied", "refused": "edit_refused"}.get(report.status, "edit_noop")
+        self.tasks.store.record(task.id, actor=str(actor), action=action, payload=payload)
+        return report
+
+    def diff(self, task_id: str) -> TaskDiff:
+        task = self.tasks.get(task_id)
+        manager = self.manager(Path(task.repo))
+        if task.state in TERMINAL:
+            raise UserInputError(f"task {task.id} ended ({task.state}); see its branch shipway/{task.id} with git")
+        return show_diff(manager.ensure(task.id, task.base_commit), task.base_commit)
+
+    def revert(self, task_id: str, actor: Actor) -> RevertReport:
+        task, worktree = self._live_worktree(task_id)
+        report = revert_edit(worktree, task.base_commit)
+        self.tasks.store.record(task.id, actor=str(actor), action="edit_reverted", payload=report.model_dump())
+        return report
 
     def run_throwaway(self, command: Sequence[str], timeout_s: float) -> ExecResult:
         """`command` over a throwaway worktree of the served repo at HEAD."""

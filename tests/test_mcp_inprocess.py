@@ -17,7 +17,8 @@ pytestmark = pytest.mark.anyio
 
 TASK_TOOLS = {"start_task", "list_tasks", "get_task", "abort_task", "get_task_log"}
 SEARCH_TOOLS = {"search_repo", "read_file", "repo_map", "search_knowledge", "add_knowledge"}
-AGENT_TOOLS = TASK_TOOLS | SEARCH_TOOLS | {"run_command"}
+EDIT_TOOLS = {"apply_edit", "show_diff", "revert_edit"}
+AGENT_TOOLS = TASK_TOOLS | SEARCH_TOOLS | EDIT_TOOLS | {"run_command"}
 
 
 async def test_the_agent_toolset_lists_exactly_its_tools_with_annotations(deps: ServerDeps) -> None:
@@ -72,7 +73,7 @@ async def test_a_task_goes_from_start_to_abort_with_structured_results(deps: Ser
 
 async def test_the_reviewer_toolset_acts_as_a_human_and_has_no_agent_only_tools(deps: ServerDeps) -> None:
     async with Client(create_server(deps, toolset="reviewer")) as client:
-        assert {t.name for t in (await client.list_tools()).tools} == TASK_TOOLS | SEARCH_TOOLS
+        assert {t.name for t in (await client.list_tools()).tools} == TASK_TOOLS | SEARCH_TOOLS | {"show_diff"}
         started = await client.call_tool("start_task", {"request": "change"})
     assert Task.model_validate(started.structured_content).created_by.startswith("human:")
 

@@ -164,6 +164,18 @@ class TaskService:
             callback(updated)
         return updated
 
+    def approved_plan_files(self, task_id: str) -> list[str] | None:
+        """The files the task's approved plan lists (paths, directories or globs), or None without one.
+
+        Reads the newest `plan_approved` event; its payload carries the plan as `{"plan": {"files": [...]}}`.
+        """
+        task = self.get(task_id)
+        approved = [event for event in self.store.events(task.id) if event.action == "plan_approved"]
+        if not approved:
+            return None
+        files = approved[-1].payload.get("plan", {}).get("files")
+        return [str(f) for f in files] if isinstance(files, list) and files else None
+
     def log(self, task_id: str, after_seq: int = 0, limit: int = 50) -> TaskLog:
         _check_page(limit, 0)
         if after_seq < 0:

@@ -94,8 +94,10 @@ def _find(lines: list[str], start: int, pattern: re.Pattern[str], problem: str) 
 
 def _path_before(lines: list[str], at: int, number: int) -> str:
     for j in range(at - 1, max(at - 4, -1), -1):
+        if lines[j].strip().startswith("```"):
+            continue  # a fence between the path and the block
         candidate = lines[j].strip().strip("`*:").strip()
-        if candidate and not candidate.startswith("```") and " " not in candidate:
+        if candidate and " " not in candidate:
             return candidate
     raise ToolInputError(f"block {number} has no file path on the line before <<<<<<< SEARCH")
 

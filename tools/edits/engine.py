@@ -190,7 +190,9 @@ def _modify(staging: _Staging, op: FileOp) -> None:
     current = staging.get(source)
     assert current is not None
     result = current
-    if op.hunks:
+    if op.search is not None and op.replace is not None and _replace_once(staging, op, source, current):
+        result = staging.current[source] or b""
+    elif op.hunks:
         outcome = apply_hunks(TextFile.decode(current, source), op.hunks, source)
         staging.hunks.extend(outcome.reports)
         staging.problems.extend(outcome.problems)
@@ -201,6 +203,38 @@ def _modify(staging: _Staging, op: FileOp) -> None:
         staging.put(source, None)
         staging.renames[target] = source
     staging.put(target, result)
+
+
+def _replace_once(staging: _Staging, op: FileOp, path: str, current: bytes) -> bool:
+    """A block whose SEARCH occurs verbatim: replace it if it occurs once; refuse if more often."""
+    assert op.search is not None and op.replace is not None
+    text = TextFile.decode(current, path)
+    whole = current.decode(text.encoding)
+    starts = _occurrences(whole, op.search)
+    if "\n" in op.search:  # a block of lines matches whole lines only, never from mid-line
+        starts = [at for at in starts if at == 0 or whole[at - 1] == "\n"]
+    found = len(starts)
+    if found == 0:
+        return False  # try it line by line: whitespace, indentation, line endings
+    if found > 1:
+        lines = sorted({whole.count("\n", 0, at) + 1 for at in starts})
+        raise ToolInputError(
+            f"SEARCH occurs {found} times in {path} (lines {', '.join(map(str, lines[:5]))}); add lines to make "
+            "it unique"
+        )
+    at = starts[0]
+    staging.put(path, (whole[:at] + op.replace + whole[at + len(op.search) :]).encode(text.encoding))
+    staging.hunks.append(HunkReport(file=path, hunk=op.hunks[0].index, status="applied", method="exact",
+                                    line=whole.count("\n", 0, at) + 1))  # fmt: skip
+    return True
+
+
+def _occurrences(text: str, needle: str) -> list[int]:
+    found, at = [], text.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = text.find(needle, at + 1)
+    return found
 
 
 def _check_allowed(

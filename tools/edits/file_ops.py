@@ -15,6 +15,8 @@ class FileOp:
     new_paths: tuple[str, ...]  # candidate spellings of the result; () deletes
     hunks: list[Hunk] = field(default_factory=list)
     content: str | None = None  # a whole-file write
+    search: str | None = None  # a block's SEARCH text, tried as an exact substring first
+    replace: str | None = None
     created: bool = False
     deleted: bool = False
 
@@ -48,5 +50,6 @@ def ops_from_blocks(blocks: list[EditBlock]) -> list[FileOp]:
             if not block.search.strip():
                 ops.append(FileOp(label, (), path, content=block.replace, created=True))
             else:
-                ops.append(FileOp(label, path, path, hunks=[block_hunk(block.search, block.replace, number)]))
+                hunk = block_hunk(block.search, block.replace, number)
+                ops.append(FileOp(label, path, path, hunks=[hunk], search=block.search, replace=block.replace))
     return ops

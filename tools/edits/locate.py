@@ -175,6 +175,8 @@ def _place_without_context(lines: FileLines, hunk: Hunk, expected: int | None) -
             "it adds lines without any context lines and without a line number, so there is no telling where they "
             "go; include 2-3 unchanged lines around the change as ' ' context"
         )
+    if hunk.old_count == 0 and hunk.old_start is not None:
+        expected += 1  # `-N,0` means after line N
     at = min(max(expected, 0), len(lines))
     note = f"placed by its line number alone ({at + 1}): the hunk has no context lines"
     return Placement(at, at, added, "exact", (note,))
@@ -232,7 +234,7 @@ def _best_alignment(
     if result is None and lo:
         lo, result = 0, _align_region(keys, removable, lines.keys, weights, mirrored)
     if result is None:
-        raise HunkFailure(_missing_removed_line(lines, hunk))
+        raise HunkFailure(_missing_removed_line(lines, hunk), _closest(lines, hunk, keys))
     pairs = [None if p is None else p + lo for p in result.pairs]
     reading = _Reading(pairs, "fuzzy")
     span = (result.start + lo, result.end + lo)

@@ -29,6 +29,8 @@ class Hunk:
     old_no_eol: bool = False  # "\ No newline at end of file" after an old-side line
     new_no_eol: bool = False
     fuzzy: bool = True  # False for SEARCH/REPLACE blocks: every line is meant to be in the file
+    old_count: int | None = None  # from the header; 0 means "insert after line old_start"
+    trailing_empty: int = 0  # empty lines at the end so far: layout unless more hunk lines follow
 
     def old_side(self) -> list[str]:
         return [text for kind, text in self.lines if kind != "+"]
@@ -147,16 +149,20 @@ class _Parser:
             )
         match = HUNK_HEADER.match(line)
         self.hunk = Hunk(len(self.file.hunks) + 1, line, int(match[1]) if match else None)
+        if match:
+            self.hunk.old_count = int(match[2]) if match[2] is not None else 1
 
     def hunk_line(self, line: str) -> None:
         assert self.hunk is not None
         if line.startswith("\\"):
+            self.hunk.trailing_empty = 0  # what came before the marker is the hunk's real last line
             if self.hunk.lines:
                 previous = self.hunk.lines[-1][0]
                 self.hunk.old_no_eol |= previous in (" ", "-")
                 self.hunk.new_no_eol |= previous in (" ", "+")
             return
         kind: Kind = "-" if line.startswith("-") else "+" if line.startswith("+") else " "
+        self.hunk.trailing_empty = self.hunk.trailing_empty + 1 if line == "" else 0
         self.hunk.lines.append((kind, line[1:]))
 
     def header_line(self, line: str) -> None:
@@ -177,8 +183,8 @@ class _Parser:
         hunk, self.hunk = self.hunk, None
         if hunk is None or self.file is None:
             return
-        while hunk.lines and hunk.lines[-1] == (" ", "") and not hunk.old_no_eol:
-            hunk.lines.pop()  # blank lines after a hunk are layout, not context
+        for _ in range(hunk.trailing_empty):
+            hunk.lines.pop()  # empty lines after a hunk are layout, not context
         if hunk.lines:
             self.file.hunks.append(hunk)
 
