@@ -83,7 +83,10 @@ class TaskWorkspaces:
     def _live_worktree(self, task_id: str) -> tuple[Task, Worktree]:
         task = self.tasks.get(task_id)
         if task.state in TERMINAL:
-            raise UserInputError(f"task {task.id} already ended ({task.state}); its worktree is gone")
+            raise UserInputError(
+                f"task {task.id} already ended ({task.state}); its worktree is gone (branch shipway/{task.id} "
+                "keeps its commits)"
+            )
         return task, self.manager(Path(task.repo)).ensure(task.id, task.base_commit)
 
     def edit(
@@ -99,8 +102,8 @@ class TaskWorkspaces:
         task, worktree = self._live_worktree(task_id)
         allowed = self.tasks.approved_plan_files(task.id)
         enforce = self.settings.plan_conformance == "enforce"
-        report = apply_edit(worktree, task.id, patch=patch, blocks=blocks, dry_run=dry_run, allowed=allowed,
-                            enforce_allowed=enforce)  # fmt: skip
+        report = apply_edit(worktree, task.id, task.base_commit, patch=patch, blocks=blocks, dry_run=dry_run,
+                            allowed=allowed, enforce_allowed=enforce)  # fmt: skip
         if dry_run:
             return report
         payload: dict[str, Any] = {
@@ -118,11 +121,8 @@ class TaskWorkspaces:
         return report
 
     def diff(self, task_id: str) -> TaskDiff:
-        task = self.tasks.get(task_id)
-        manager = self.manager(Path(task.repo))
-        if task.state in TERMINAL:
-            raise UserInputError(f"task {task.id} ended ({task.state}); see its branch shipway/{task.id} with git")
-        return show_diff(manager.ensure(task.id, task.base_commit), task.base_commit)
+        task, worktree = self._live_worktree(task_id)
+        return show_diff(worktree, task.base_commit)
 
     def revert(self, task_id: str, actor: Actor) -> RevertReport:
         task, worktree = self._live_worktree(task_id)

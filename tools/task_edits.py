@@ -57,6 +57,7 @@ def _ignored(worktree: Worktree, paths: Sequence[str]) -> list[str]:
 def apply_edit(
     worktree: Worktree,
     task_id: str,
+    base_commit: str,
     *,
     patch: str | None = None,
     blocks: Sequence[EditBlock] | None = None,
@@ -66,28 +67,24 @@ def apply_edit(
 ) -> EditReport:
     owner = (worktree.uid, worktree.uid) if worktree.uid is not None else None
 
-    def edit(dry: bool) -> EditReport:
-        return run_edit(worktree.path, patch=patch, blocks=blocks, dry_run=dry, allowed=allowed,
-                        enforce_allowed=enforce_allowed, owner=owner)  # fmt: skip
+    def refuse_ignored(planned: EditReport) -> None:
+        ignored = _ignored(worktree, _touched(planned))
+        if ignored:
+            raise ToolInputError(
+                f"{', '.join(ignored)} is ignored by git (.gitignore), and every edit is committed to the task "
+                "branch; edit tracked files, or change .gitignore in the same edit"
+            )
 
-    preview = edit(dry=True)
-    if preview.status != "applied" or dry_run:
-        return preview
-    ignored = _ignored(worktree, _touched(preview))
-    if ignored:
-        raise ToolInputError(
-            f"{', '.join(ignored)} is ignored by git (.gitignore), and every edit is committed to the task branch; "
-            "edit tracked files, or change .gitignore in the same edit"
-        )
-    report = edit(dry=False)
-    if report.status == "applied":
-        report.commit = _commit(worktree, task_id, report)
+    report = run_edit(worktree.path, patch=patch, blocks=blocks, dry_run=dry_run, allowed=allowed,
+                      enforce_allowed=enforce_allowed, owner=owner, before_write=refuse_ignored)  # fmt: skip
+    if report.status == "applied" and not dry_run:
+        report.commit = _commit(worktree, task_id, base_commit, report)
     return report
 
 
-def _commit(worktree: Worktree, task_id: str, report: EditReport) -> str:
+def _commit(worktree: Worktree, task_id: str, base_commit: str, report: EditReport) -> str:
     paths = _touched(report)
-    number = edit_count(worktree) + 1
+    number = edit_count(worktree, base_commit) + 1
     summary = ", ".join(f"{c.path} (+{c.added} -{c.removed})" for c in report.files[:4])
     more = f" and {len(report.files) - 4} more" if len(report.files) > 4 else ""
     message = f"edit {number}: {summary}{more}\n\n{EDIT_TRAILER}: {number}\nShipway-Task: {task_id}\n"
@@ -97,9 +94,10 @@ def _commit(worktree: Worktree, task_id: str, report: EditReport) -> str:
     return worktree.git("rev-parse", "HEAD").strip()
 
 
-def edit_count(worktree: Worktree, base_commit: str | None = None) -> int:
-    span = f"{base_commit}..HEAD" if base_commit else "HEAD"
-    found = worktree.git("log", "--format=%(trailers:key=" + EDIT_TRAILER + ",valueonly)", span, check=False)
+def edit_count(worktree: Worktree, base_commit: str) -> int:
+    """Edit commits on the task branch since its base (never the repository's whole history)."""
+    found = worktree.git("log", f"--format=%(trailers:key={EDIT_TRAILER},valueonly)", f"{base_commit}..HEAD",
+                         check=False)  # fmt: skip
     return sum(1 for line in found.splitlines() if line.strip())
 
 

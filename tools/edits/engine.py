@@ -9,7 +9,7 @@ commit the new contents to disk in one all-or-nothing step.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,8 +99,13 @@ def run_edit(
     enforce_allowed: bool = True,
     owner: tuple[int, int] | None = None,
     limits: EditLimits | None = None,
+    before_write: Callable[[EditReport], None] | None = None,
 ) -> EditReport:
-    """Apply an edit to the files under `root`, all or nothing; the report says what happened."""
+    """Apply an edit to the files under `root`, all or nothing; the report says what happened.
+
+    `before_write` sees the planned report just before anything is written and may refuse the
+    edit by raising ToolInputError (nothing is written then).
+    """
     limits = limits or EditLimits()
     ops = parse_input(patch, blocks, limits)
     tree = ConfinedDir(root, owner, limits.max_file_bytes)
@@ -116,6 +121,8 @@ def run_edit(
         warnings=warnings, diff=diff, diff_truncated=truncated,
     )  # fmt: skip
     if status == "applied" and not dry_run:
+        if before_write is not None:
+            before_write(report)
         tree.commit(changes, staging.originals)
     return report
 
@@ -170,7 +177,8 @@ def _delete(staging: _Staging, op: FileOp) -> None:
     current = staging.get(path)
     assert current is not None
     old = [text for hunk in op.hunks for text in hunk.old_side()]
-    if op.hunks and TextFile.decode(current, path).lines and not _same_lines(TextFile.decode(current, path), old):
+    text = TextFile.decode(current, path)
+    if op.hunks and text.lines and not _same_lines(text, old):
         raise ToolInputError(f"{path} does not hold the lines the patch deletes; read it again before deleting it")
     staging.put(path, None)
 
@@ -189,10 +197,9 @@ def _modify(staging: _Staging, op: FileOp) -> None:
     target = check_path(op.new_paths[min(index, len(op.new_paths) - 1)])
     current = staging.get(source)
     assert current is not None
-    result = current
-    if op.search is not None and op.replace is not None and _replace_once(staging, op, source, current):
-        result = staging.current[source] or b""
-    elif op.hunks:
+    replaced = _replace_once(staging, op, source, current)
+    result = current if replaced is None else replaced
+    if replaced is None and op.hunks:
         outcome = apply_hunks(TextFile.decode(current, source), op.hunks, source)
         staging.hunks.extend(outcome.reports)
         staging.problems.extend(outcome.problems)
@@ -205,9 +212,13 @@ def _modify(staging: _Staging, op: FileOp) -> None:
     staging.put(target, result)
 
 
-def _replace_once(staging: _Staging, op: FileOp, path: str, current: bytes) -> bool:
-    """A block whose SEARCH occurs verbatim: replace it if it occurs once; refuse if more often."""
-    assert op.search is not None and op.replace is not None
+def _replace_once(staging: _Staging, op: FileOp, path: str, current: bytes) -> bytes | None:
+    """A block whose SEARCH occurs verbatim: the content with it replaced; refused if it occurs more often.
+
+    None when there is no verbatim SEARCH to try (a diff) or it is not found (then hunks match line by line).
+    """
+    if op.search is None or op.replace is None:
+        return None
     text = TextFile.decode(current, path)
     whole = current.decode(text.encoding)
     starts = _occurrences(whole, op.search)
@@ -215,7 +226,7 @@ def _replace_once(staging: _Staging, op: FileOp, path: str, current: bytes) -> b
         starts = [at for at in starts if at == 0 or whole[at - 1] == "\n"]
     found = len(starts)
     if found == 0:
-        return False  # try it line by line: whitespace, indentation, line endings
+        return None  # try it line by line: whitespace, indentation, line endings
     if found > 1:
         lines = sorted({whole.count("\n", 0, at) + 1 for at in starts})
         raise ToolInputError(
@@ -223,10 +234,9 @@ def _replace_once(staging: _Staging, op: FileOp, path: str, current: bytes) -> b
             "it unique"
         )
     at = starts[0]
-    staging.put(path, (whole[:at] + op.replace + whole[at + len(op.search) :]).encode(text.encoding))
     staging.hunks.append(HunkReport(file=path, hunk=op.hunks[0].index, status="applied", method="exact",
                                     line=whole.count("\n", 0, at) + 1))  # fmt: skip
-    return True
+    return (whole[:at] + op.replace + whole[at + len(op.search) :]).encode(text.encoding)
 
 
 def _occurrences(text: str, needle: str) -> list[int]:

@@ -142,9 +142,9 @@ def place(lines: FileLines, hunk: Hunk, lo: int, expected: int | None) -> Placem
 def _place_contiguous(
     lines: FileLines, hunk: Hunk, old: list[str], starts: list[int], expected: int | None
 ) -> Placement:
-    ranked = sorted(starts, key=lambda s: _RANKS.index(_rank(lines, old, s)))
-    best_rank = _rank(lines, old, ranked[0])
-    tied = [s for s in ranked if _rank(lines, old, s) == best_rank]
+    ranks = {s: _rank(lines, old, s) for s in starts}
+    best_rank = min(ranks.values(), key=_RANKS.index)
+    tied = [s for s in starts if ranks[s] == best_rank]
     start = choose(tied, expected)
     if start is None:
         raise HunkFailure(
