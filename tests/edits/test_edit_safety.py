@@ -529,3 +529,9 @@ def test_an_edit_keeps_the_files_mode(tree: Path) -> None:
     assert script.read_text() == "#!/bin/sh\necho two\n"
     assert stat.S_IMODE(script.stat().st_mode) == 0o755
     assert not [p.name for p in tree.iterdir() if ".shipway-" in p.name]  # no staging file left behind
+
+
+def test_a_leading_dot_slash_in_a_plan_entry_is_only_a_prefix_not_characters_to_strip(tree: Path) -> None:
+    # "./.src/b.py" names the file b.py in a directory ".src", not src/b.py.
+    report = run_edit(tree, patch=modify_patch("src/b.py"), allowed=["./.src/b.py"])
+    assert report.status == "refused" and "does not list src/b.py" in report.problems[0].reason

@@ -263,7 +263,7 @@ def _check_allowed(
 
 
 def _allowed(path: str, pattern: str) -> bool:
-    pattern = pattern.strip().lstrip("./") if pattern.startswith("./") else pattern.strip()
+    pattern = pattern.strip().removeprefix("./")
     if pattern.endswith("/"):
         return path.startswith(pattern)
     return path == pattern or path.startswith(pattern + "/") or fnmatch.fnmatchcase(path, pattern)
