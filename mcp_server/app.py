@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcp_server.ci import LocalCI
 from mcp_server.config import Settings
 from mcp_server.tasks.service import TaskService
 from mcp_server.tasks.sqlite_store import SqliteTaskStore
+from mcp_server.test_runs import TaskTests
 from mcp_server.workspaces import TaskWorkspaces
 from tools.search import RepoSearch, choose_embedder
 
@@ -23,6 +25,8 @@ class ServerDeps:
     tasks: TaskService
     workspaces: TaskWorkspaces
     search: RepoSearch
+    tests: TaskTests
+    ci: LocalCI
 
 
 def ensure_state_dir(path: Path) -> Path:
@@ -37,8 +41,15 @@ def ensure_state_dir(path: Path) -> Path:
 def open_deps(settings: Settings) -> ServerDeps:
     state = ensure_state_dir(settings.state_path)
     tasks = TaskService(SqliteTaskStore(state / STORE_FILE), settings)
+    workspaces = TaskWorkspaces(tasks, settings)
+    tests = TaskTests(workspaces, settings)
     return ServerDeps(
-        settings=settings, tasks=tasks, workspaces=TaskWorkspaces(tasks, settings), search=open_search(settings)
+        settings=settings,
+        tasks=tasks,
+        workspaces=workspaces,
+        search=open_search(settings),
+        tests=tests,
+        ci=LocalCI(tests),
     )
 
 

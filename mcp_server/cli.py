@@ -323,6 +323,12 @@ def sandbox_exec(
     sys.exit(result.exit_code)
 
 
+from mcp_server.cli_tests import ci_group, test_group  # noqa: E402 - they use the helpers above
+
+cli.add_command(test_group)
+cli.add_command(ci_group)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning every expected error into one line and an exit code."""
     try:

@@ -11,12 +11,14 @@ import re
 
 from pydantic import BaseModel, computed_field
 
+from mcp_server.ci import CIStatus
 from mcp_server.tasks.chain import ChainReport
 from mcp_server.tasks.model import Task
 from mcp_server.tasks.service import TaskLog, TaskPage
 from tools.edits.report import EditReport
 from tools.search import IndexReport, SearchReport
 from tools.task_edits import TaskDiff
+from tools.testrun.report import TestReport
 
 _TIME = "%Y-%m-%d %H:%M:%S"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -125,3 +127,59 @@ def diff_text(diff: TaskDiff) -> str:
     if diff.uncommitted:
         head.append("uncommitted (from commands): " + ", ".join(safe(p) for p in diff.uncommitted[:20]))
     return "\n".join(head) + ("\n\n" + safe(diff.diff) if diff.diff else "")
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:.1f}s"
+
+
+def test_report_text(report: TestReport) -> str:
+    """A test report for a terminal: the verdict first, then each failure with where and why."""
+    totals = report.totals
+    counts = (
+        f"{totals.passed} passed, {totals.failed} failed, {totals.errors} errors, {totals.skipped} skipped"
+        if report.per_test
+        else f"exit {report.exit_code} (no per-test results)"
+    )
+    lines = [f"{report.status.upper()}  {counts} in {_seconds(report.duration_ms)}   run {report.run_id}"]
+    lines.append(f"  {report.framework}: {safe(report.command)}" if report.command else f"  {report.framework}")
+    lines.append(f"  selection {report.selection}: {safe(report.selection_reason)}")
+    if report.setup:
+        how = "cached" if report.setup.cached else f"exit {report.setup.exit_code}"
+        net = "network" if report.setup.network else "no network"
+        lines.append(f"  setup ({net}, {how}): {safe(report.setup.command)}")
+    if report.reason:
+        lines.append(f"  reason: {safe(report.reason)}")
+    for failure in report.failures:
+        where = f"{failure.file}:{failure.line}" if failure.file and failure.line else failure.file or ""
+        tag = f" [{failure.versus_base}]" if failure.versus_base else ""
+        phase = f" ({failure.phase})" if failure.phase != "call" else ""
+        lines.append(f"  ✗ {safe(failure.id)}{phase}  {safe(where)}{tag}")
+        if failure.message:
+            lines += [f"      {safe(line)}" for line in failure.message.splitlines()[:4]]
+    if report.failures_omitted:
+        lines.append(f"  … and {report.failures_omitted} more failures")
+    if report.baseline:
+        base = report.baseline
+        if base.error:
+            lines.append(f"  base {base.commit[:12]}: not compared: {safe(base.error)}")
+        else:
+            cached = " (cached)" if base.cached else ""
+            counts = (
+                f"{len(base.newly_failing)} newly failing, {len(base.newly_passing)} newly passing, "
+                f"{len(base.still_failing)} still failing"
+            )
+            lines.append(f"  base {base.commit[:12]}{cached}: {counts}")
+    if report.log_tail and (report.status == "error" or not report.per_test):
+        lines += ["", safe(report.log_tail)]
+    lines.append(f"  full log: shipway test log {report.run_id}")
+    return "\n".join(lines)
+
+
+def ci_text(status: CIStatus) -> str:
+    lines = [f"CI {status.state.upper()}  {status.provider} on {status.commit[:12]}  (task now {status.task_state})"]
+    if status.summary:
+        lines.append(f"  {safe(status.summary)}")
+    if status.report and status.report.failures:
+        lines.append(test_report_text(status.report))
+    return "\n".join(lines)

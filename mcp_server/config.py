@@ -24,6 +24,8 @@ from sandbox.host_git import NotAGitRepo, inspect_repo
 
 REPO_FILE = "shipway.toml"
 REPO_FILE_KEYS = frozenset({"base_branch", "port", "log_level"})
+REPO_FILE_TABLES = frozenset({"test"})
+"""Tables read by the tools themselves (tools/testrun/detect.py), not by Settings."""
 STATE_DIR_NAME = ".shipway"
 MIN_TOKEN_CHARS = 16
 
@@ -40,7 +42,8 @@ class _RepoFileSource(PydanticBaseSettingsSource):
         return self().get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_repo_file_values.get() or {})
+        values = _repo_file_values.get() or {}
+        return {key: value for key, value in values.items() if key not in REPO_FILE_TABLES}
 
 
 class Settings(BaseSettings):
@@ -63,6 +66,13 @@ class Settings(BaseSettings):
     plan_conformance: Literal["enforce", "warn"] = Field(
         default="enforce",
         description="An edit touching files the approved plan does not list: refused (enforce) or logged (warn)",
+    )
+    test_timeout_s: float = Field(default=900.0, gt=0, le=7200, description="Time limit of one test run")
+    test_setup_network: bool = Field(
+        default=False, description="Let the test setup step (dependency install) use the network; tests never can"
+    )
+    test_python: str | None = Field(
+        default=None, description="Python interpreter (of a virtualenv) that runs pytest; tried before detection"
     )
     embedder: Literal["auto", "minilm", "openai", "none"] = Field(
         default="auto", description="Semantic search model; auto: the local MiniLM when installed, else none"
@@ -126,12 +136,13 @@ def read_repo_file(repo: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{REPO_FILE} is not valid TOML: {exc}") from exc
     for key in values:
-        if key in REPO_FILE_KEYS:
+        if key in REPO_FILE_KEYS or key in REPO_FILE_TABLES:
             continue
         if key in Settings.model_fields:
             env = f"SHIPWAY_{key.upper()}"
             raise ConfigError(f"{REPO_FILE} may not set {key!r}: repository files are untrusted; set {env} instead")
-        raise ConfigError(f"{REPO_FILE}: unknown key {key!r}; allowed keys: {', '.join(sorted(REPO_FILE_KEYS))}")
+        allowed = ", ".join(sorted(REPO_FILE_KEYS | {f"[{t}]" for t in REPO_FILE_TABLES}))
+        raise ConfigError(f"{REPO_FILE}: unknown key {key!r}; allowed: {allowed}")
     return values
 
 

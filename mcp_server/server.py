@@ -25,11 +25,13 @@ from pydantic import Field
 
 from mcp_server import __version__
 from mcp_server.app import ServerDeps
+from mcp_server.ci import CIStatus, LocalCI
 from mcp_server.config import Toolset
 from mcp_server.errors import StoreError, UserInputError
 from mcp_server.schema_trim import trim_schema
 from mcp_server.tasks.model import Actor, Task, TaskState
 from mcp_server.tasks.service import TaskLog, TaskPage, TaskService
+from mcp_server.test_runs import TaskTests
 from mcp_server.workspaces import TaskWorkspaces
 from sandbox.base import ExecResult
 from sandbox.errors import SandboxUnavailable, WorktreeError
@@ -46,6 +48,7 @@ from tools.search import (
     SearchReport,
 )
 from tools.task_edits import RevertReport, TaskDiff
+from tools.testrun.report import Selection, TestReport
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +199,38 @@ def edit_tools(workspaces: TaskWorkspaces, actor: Actor) -> list[ToolSpec]:
     ]
 
 
+def test_tools(tests: TaskTests, ci: LocalCI, actor: Actor) -> list[ToolSpec]:
+    def run_tests(
+        task_id: TaskId,
+        selection: Annotated[
+            Selection, Field(description="affected: tests reaching the changed files; full: all; paths: the given")
+        ] = "affected",
+        paths: Annotated[
+            list[str] | None, Field(description="Test files, dirs or ids (tests/test_x.py::test_y) for paths")
+        ] = None,
+        baseline: Annotated[bool, Field(description="Also compare with the base commit (cached)")] = True,
+    ) -> TestReport:
+        """Run the task's tests in the sandbox: failures with file:line, and which ones the change caused."""
+        return tests.run_task(task_id, selection, paths, actor, baseline)
+
+    def get_test_report(run_id: Annotated[str, Field(description="From run_tests", max_length=64)]) -> TestReport:
+        """A test run's report; its log_uri resource holds the full log."""
+        return tests.report(run_id)
+
+    def ci_status(
+        task_id: TaskId,
+        wait_s: Annotated[float, Field(ge=0, le=600, description="Seconds to wait for a running CI")] = 0,
+    ) -> CIStatus:
+        """CI on the task branch's head: starts it if needed; success, failure, error or pending."""
+        return ci.status(task_id, wait_s)
+
+    return [
+        ToolSpec(caller_errors(run_tests), CREATES, BOTH),
+        ToolSpec(caller_errors(get_test_report), READ_ONLY, BOTH),
+        ToolSpec(caller_errors(ci_status), CREATES, BOTH),
+    ]
+
+
 def search_tools(search: RepoSearch, actor: Actor) -> list[ToolSpec]:
     def search_repo(
         query: Annotated[str, Field(description="What to find: words, identifiers, an error or a stack trace")],
@@ -254,6 +289,7 @@ def create_server(deps: ServerDeps, toolset: Toolset | None = None) -> MCPServer
         task_tools(deps.tasks, actor)
         + sandbox_tools(deps.workspaces, actor, deps.settings.command_timeout_s)
         + edit_tools(deps.workspaces, actor)
+        + test_tools(deps.tests, deps.ci, actor)
         + search_tools(deps.search, actor)
     )
     for spec in specs:
@@ -266,6 +302,14 @@ def create_server(deps: ServerDeps, toolset: Toolset | None = None) -> MCPServer
         try:
             return deps.tasks.get(task_id).model_dump_json(indent=2)
         except UserInputError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+
+    @server.resource("shipway://test-runs/{run_id}/log", name="test_log", mime_type="text/plain")
+    def test_log_resource(run_id: str) -> str:
+        """The full log of a test run."""
+        try:
+            return deps.tests.log_text(run_id)
+        except ToolInputError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
 
     return server

@@ -80,7 +80,7 @@ class TaskWorkspaces:
         )
         return result
 
-    def _live_worktree(self, task_id: str) -> tuple[Task, Worktree]:
+    def live_worktree(self, task_id: str) -> tuple[Task, Worktree]:
         task = self.tasks.get(task_id)
         if task.state in TERMINAL:
             raise UserInputError(
@@ -99,7 +99,7 @@ class TaskWorkspaces:
     ) -> EditReport:
         """Apply an edit to the task's worktree and commit it; every applied or refused edit is logged."""
         parse_input(patch, blocks, EditLimits())  # refuse malformed input before a worktree is made
-        task, worktree = self._live_worktree(task_id)
+        task, worktree = self.live_worktree(task_id)
         allowed = self.tasks.approved_plan_files(task.id)
         enforce = self.settings.plan_conformance == "enforce"
         report = apply_edit(worktree, task.id, task.base_commit, patch=patch, blocks=blocks, dry_run=dry_run,
@@ -121,11 +121,11 @@ class TaskWorkspaces:
         return report
 
     def diff(self, task_id: str) -> TaskDiff:
-        task, worktree = self._live_worktree(task_id)
+        task, worktree = self.live_worktree(task_id)
         return show_diff(worktree, task.base_commit)
 
     def revert(self, task_id: str, actor: Actor) -> RevertReport:
-        task, worktree = self._live_worktree(task_id)
+        task, worktree = self.live_worktree(task_id)
         report = revert_edit(worktree, task.base_commit)
         self.tasks.store.record(task.id, actor=str(actor), action="edit_reverted", payload=report.model_dump())
         return report

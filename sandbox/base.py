@@ -28,6 +28,8 @@ class NetworkPolicy(StrEnum):
 
     NONE = "none"
     LOOPBACK = "loopback"
+    OPEN = "open"
+    """The host's network: only for a dependency-install step, and only when the server's policy allows it."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,8 @@ DEFAULT_LIMITS = Limits()
 class Workspace:
     """What a sandboxed command may see and touch.
 
-    `workdir` is the only writable host directory. `hidden` paths are covered by empty
+    `workdir` is the writable host directory the command starts in; `writable` adds others at
+    the same path (a report directory, a per-task cache). `hidden` paths are covered by empty
     directories; `readonly` binds (source, destination) re-expose selected paths on top of
     them, and `readonly_files` place generated files. `uid`, when set, is the unprivileged
     host uid the command runs as (used when Shipway itself runs as root).
@@ -67,6 +70,7 @@ class Workspace:
     readonly_files: tuple[tuple[Path, Path], ...] = ()
     uid: int | None = None
     env: dict[str, str] = field(default_factory=dict)
+    writable: tuple[Path, ...] = ()
 
 
 class ExecResult(BaseModel):

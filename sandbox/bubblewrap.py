@@ -196,7 +196,9 @@ class BubblewrapSandbox:
 
     def argv(self, command: Sequence[str], workspace: Workspace, limits: Limits, network: NetworkPolicy) -> list[str]:
         args = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid"]
-        args += ["--unshare-uts", "--unshare-cgroup-try", "--unshare-net"]  # NONE and LOOPBACK alike
+        args += ["--unshare-uts", "--unshare-cgroup-try"]
+        if network != NetworkPolicy.OPEN:
+            args += ["--unshare-net"]  # NONE and LOOPBACK alike
         if not self.is_root:
             args += ["--unshare-user"]
         args += ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
@@ -207,11 +209,13 @@ class BubblewrapSandbox:
             args += [*self._make_parents(emptied, path), "--perms", "0755", "--tmpfs", str(path)]
             emptied.append(path)
         args += ["--perms", "0777", "--dir", SANDBOX_HOME]
-        binds = [(p, p) for p in self.exposed] + list(workspace.readonly) + list(workspace.readonly_files)
-        for source, dest in binds:
+        for path in self.exposed:
+            args += [*self._make_parents(emptied, path), "--ro-bind", str(path), str(path)]
+        # Writable binds first, so read-only binds may protect paths inside them (a checkout's .git).
+        for extra in (workspace.workdir, *workspace.writable):
+            args += [*self._make_parents(emptied, extra), "--bind", str(extra), str(extra)]
+        for source, dest in (*workspace.readonly, *workspace.readonly_files):
             args += [*self._make_parents(emptied, dest), "--ro-bind", str(source), str(dest)]
-        workdir = str(workspace.workdir)
-        args += [*self._make_parents(emptied, workspace.workdir), "--bind", workdir, workdir]
         args += ["--chdir", str(workspace.workdir), "--clearenv"]
         for key, value in self.environment(workspace).items():
             args += ["--setenv", key, value]

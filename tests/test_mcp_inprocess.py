@@ -18,7 +18,8 @@ pytestmark = pytest.mark.anyio
 TASK_TOOLS = {"start_task", "list_tasks", "get_task", "abort_task", "get_task_log"}
 SEARCH_TOOLS = {"search_repo", "read_file", "repo_map", "search_knowledge", "add_knowledge"}
 EDIT_TOOLS = {"apply_edit", "show_diff", "revert_edit"}
-AGENT_TOOLS = TASK_TOOLS | SEARCH_TOOLS | EDIT_TOOLS | {"run_command"}
+TEST_TOOLS = {"run_tests", "get_test_report", "ci_status"}
+AGENT_TOOLS = TASK_TOOLS | SEARCH_TOOLS | EDIT_TOOLS | TEST_TOOLS | {"run_command"}
 
 
 async def test_the_agent_toolset_lists_exactly_its_tools_with_annotations(deps: ServerDeps) -> None:
@@ -73,7 +74,8 @@ async def test_a_task_goes_from_start_to_abort_with_structured_results(deps: Ser
 
 async def test_the_reviewer_toolset_acts_as_a_human_and_has_no_agent_only_tools(deps: ServerDeps) -> None:
     async with Client(create_server(deps, toolset="reviewer")) as client:
-        assert {t.name for t in (await client.list_tools()).tools} == TASK_TOOLS | SEARCH_TOOLS | {"show_diff"}
+        listed = {t.name for t in (await client.list_tools()).tools}
+        assert listed == TASK_TOOLS | SEARCH_TOOLS | TEST_TOOLS | {"show_diff"}
         started = await client.call_tool("start_task", {"request": "change"})
     assert Task.model_validate(started.structured_content).created_by.startswith("human:")
 
@@ -129,7 +131,7 @@ async def test_the_task_resource_returns_the_task_as_json(deps: ServerDeps, alic
     task = deps.tasks.start("resource me", actor=alice)
     async with Client(create_server(deps)) as client:
         templates = (await client.list_resource_templates()).resource_templates
-        assert [t.uri_template for t in templates] == ["task://{task_id}"]
+        assert [t.uri_template for t in templates] == ["task://{task_id}", "shipway://test-runs/{run_id}/log"]
         contents = (await client.read_resource(f"task://{task.id}")).contents
         assert Task.model_validate_json(contents[0].text) == task  # type: ignore[union-attr]
         with pytest.raises(Exception, match="no task"):

@@ -1,0 +1,1 @@
+"""A tiny calculator package; each module is imported by its own tests only."""

@@ -1,0 +1,191 @@
+"""The CI gate, local flavour: the repo's CI command on the task branch's head, in the sandbox.
+
+The head is tested as committed, in a fresh checkout, so files left uncommitted in the task's
+worktree cannot make CI pass. The command comes from `[test] ci` in shipway.toml at the task's
+base commit (default: the whole test suite). Runs happen in the background, one per head
+commit; `status` starts one when the head has none and waits up to `wait_s` for it. When a
+run finishes and the task is in `ci`, the task moves to `review` (green) or `needs_changes`.
+GitHub's combined status and check runs arrive with the GitHub forge.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from mcp_server.config import REPO_FILE
+from mcp_server.errors import InvalidTransition, UserInputError
+from mcp_server.tasks.machine import TERMINAL
+from mcp_server.tasks.model import Actor, Task, TaskState
+from mcp_server.test_runs import LOG_URI, TaskTests, TestTarget
+from sandbox.host_git import driver_overrides, run_git
+from sandbox.worktree import BRANCH_PREFIX
+from tools.testrun.changes import file_at
+from tools.testrun.detect import TestSpec, read_test_config, resolve_spec
+from tools.testrun.report import TestReport
+from tools.testrun.runner import fill_report, run_setup, run_suite
+
+log = logging.getLogger(__name__)
+
+CIState = Literal["pending", "success", "failure", "error"]
+MAX_WAIT_S = 600.0
+SYSTEM = Actor(kind="system", name="ci")
+
+
+class CIStatus(BaseModel):
+    task_id: str
+    provider: Literal["local"] = "local"
+    commit: str = Field(description="The task branch's head commit CI ran (or runs) on")
+    state: CIState = Field(description="pending: still running; error: CI could not run the tests")
+    run_id: str | None = Field(default=None, description="get_test_report(run_id) has the full report")
+    summary: str = ""
+    report: TestReport | None = None
+    task_state: TaskState
+
+
+class LocalCI:
+    def __init__(self, tests: TaskTests) -> None:
+        self.tests = tests
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shipway-ci")
+        self._running: dict[tuple[str, str], Future[TestReport]] = {}
+        self._lock = threading.Lock()
+
+    def status(self, task_id: str, wait_s: float = 0.0) -> CIStatus:
+        if not 0 <= wait_s <= MAX_WAIT_S:
+            raise UserInputError(f"wait_s must be between 0 and {MAX_WAIT_S:g}, got {wait_s:g}")
+        tasks = self.tests.workspaces.tasks
+        task = tasks.get(task_id)
+        if task.state in TERMINAL:
+            raise UserInputError(f"task {task.id} already ended ({task.state}); CI runs only for live tasks")
+        head = self._head(task)
+        done = self._finished(task.id, head)
+        if done is None:
+            future = self._start(task, head)
+            try:
+                done = future.result(timeout=wait_s) if wait_s else None
+            except FutureTimeout:
+                done = None
+        task = tasks.get(task.id)
+        if done is None:
+            return CIStatus(task_id=task.id, commit=head, state="pending", task_state=task.state,
+                            summary=f"CI is running on {head[:12]}; ask again (wait_s waits for it)")  # fmt: skip
+        return _status(task, head, done)
+
+    def _head(self, task: Task) -> str:
+        repo = Path(task.repo)
+        return run_git(repo, "rev-parse", "--verify", f"refs/heads/{BRANCH_PREFIX}{task.id}^{{commit}}").stdout.strip()
+
+    def _result_file(self, task_id: str, head: str) -> Path:
+        return self.tests.store.root / "ci" / f"{task_id}-{head}.run"
+
+    def _finished(self, task_id: str, head: str) -> TestReport | None:
+        marker = self._result_file(task_id, head)
+        if not marker.is_file():
+            return None
+        return self.tests.store.load(marker.read_text(encoding="utf-8").strip())
+
+    def _start(self, task: Task, head: str) -> Future[TestReport]:
+        with self._lock:
+            key = (task.id, head)
+            if key not in self._running:
+                self._running[key] = self._pool.submit(self._run, task, head)
+            return self._running[key]
+
+    def _run(self, task: Task, head: str) -> TestReport:
+        try:
+            report = self._test_head(task, head)
+        except Exception as exc:  # a CI run must end with a result, whatever broke
+            log.exception("CI run for task %s at %s failed", task.id, head)
+            run_id, _ = self.tests.store.new_run(None)
+            report = TestReport(run_id=run_id, task_id=task.id, commit=head, framework="unknown", command="",
+                                selection="full", status="error", reason=f"CI could not run: {exc}"[:500],
+                                log_uri=LOG_URI.format(run_id=run_id))  # fmt: skip
+            self.tests.store.save(report, str(exc))
+        marker = self._result_file(task.id, head)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(report.run_id, encoding="utf-8")
+        self._feed(task.id, head, report)
+        with self._lock:
+            self._running.pop((task.id, head), None)
+        return report
+
+    def _spec(self, tree: Path, task: Task) -> TestSpec:
+        repo = Path(task.repo)
+
+        def git(*args: str) -> str:
+            return run_git(repo, *args, overrides=driver_overrides(repo)).stdout
+
+        config = read_test_config(file_at(git, task.base_commit, REPO_FILE))
+        spec = resolve_spec(tree, config)
+        if config.ci:
+            return TestSpec(framework="command", source="shipway.toml [test] ci", command=config.ci,
+                            setup=spec.setup, setup_inputs=spec.setup_inputs, junit=tuple(config.junit))  # fmt: skip
+        return spec
+
+    def _test_head(self, task: Task, head: str) -> TestReport:
+        tests = self.tests
+        manager = tests.workspaces.manager(Path(task.repo))
+        with manager.throwaway(head) as worktree:
+            spec = self._spec(worktree.path, task)
+            run_id, out = tests.store.new_run(worktree.uid)
+            workspace = manager.workspace(worktree)
+            report = TestReport(run_id=run_id, task_id=task.id, commit=head, framework=spec.framework,
+                                command=spec.command or "", selection="full", selection_reason="the CI gate",
+                                status="error", log_uri=LOG_URI.format(run_id=run_id))  # fmt: skip
+            logs = []
+            if spec.setup:
+                setup, text = run_setup(tests.sandbox, spec, workspace, None, tests.settings.test_setup_network,
+                                        tests.limits)  # fmt: skip
+                logs.append(text)
+                report = report.model_copy(update={"setup": setup})
+                if setup.exit_code != 0:
+                    report = report.model_copy(update={"reason": f"the setup step failed (exit {setup.exit_code})"})
+                    tests.store.save(report, "".join(logs))
+                    return report
+            target = TestTarget(task.id, worktree.path, workspace, worktree.uid, None, None, None, None, None, "ci")
+            suite = run_suite(tests.sandbox, tests.suite_run(target, spec, None, out, workspace))
+            logs.append(suite.log)
+            report = fill_report(report, suite, tests.settings.test_timeout_s)
+            tests.store.save(report, "".join(logs))
+            return report
+
+    def _feed(self, task_id: str, head: str, report: TestReport) -> None:
+        """Record the result; a task waiting in `ci` moves to review (green) or needs_changes."""
+        store = self.tests.workspaces.tasks.store
+        green = report.status == "passed"
+        payload = {"commit": head, "run_id": report.run_id, "status": report.status,
+                   "totals": report.totals.model_dump(), "reason": report.reason}  # fmt: skip
+        task = store.get(task_id)
+        target = TaskState.REVIEW if green else TaskState.NEEDS_CHANGES
+        action = "ci_passed" if green else "ci_failed"
+        try:
+            if task.state == TaskState.CI:
+                store.record(task_id, actor=str(SYSTEM), action=action, payload=payload, to_state=target)
+                return
+        except InvalidTransition:
+            pass  # the task moved on meanwhile: the result is still recorded below
+        if task.state not in TERMINAL:
+            store.record(task_id, actor=str(SYSTEM), action=action, payload=payload)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _status(task: Task, head: str, report: TestReport) -> CIStatus:
+    state: CIState = {"passed": "success", "failed": "failure"}.get(report.status, "error")  # type: ignore[assignment]
+    totals = report.totals
+    summary = (
+        f"{totals.passed} passed, {totals.failed} failed, {totals.errors} errors, {totals.skipped} skipped"
+        if report.per_test
+        else f"exit {report.exit_code}"
+    )
+    if report.reason:
+        summary += f"; {report.reason}"
+    return CIStatus(task_id=task.id, commit=head, state=state, run_id=report.run_id, summary=summary,
+                    report=report, task_state=task.state)  # fmt: skip
