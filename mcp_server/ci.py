@@ -78,8 +78,9 @@ class LocalCI:
         return _status(task, head, done)
 
     def _head(self, task: Task) -> str:
-        repo = Path(task.repo)
-        return run_git(repo, "rev-parse", "--verify", f"refs/heads/{BRANCH_PREFIX}{task.id}^{{commit}}").stdout.strip()
+        """The task branch's tip (the branch is made, at the base commit, if the task has none yet)."""
+        _, worktree = self.tests.workspaces.live_worktree(task.id)
+        return worktree.git("rev-parse", "--verify", f"refs/heads/{BRANCH_PREFIX}{task.id}^{{commit}}").strip()
 
     def _result_file(self, task_id: str, head: str) -> Path:
         return self.tests.store.root / "ci" / f"{task_id}-{head}.run"

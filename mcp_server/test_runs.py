@@ -131,15 +131,16 @@ class TaskTests:
         protect = ((dotgit, dotgit),) if dotgit.exists() else ()
         owner = sandbox_uid(f"dir:{tree}")  # as root, the tests run as this uid (reading the tree, writing reports)
         workspace = Workspace(workdir=tree, hidden=(state_dir,), readonly=protect, uid=owner)
+        cache = state_dir / "test-cache" / ("dir-" + hashlib.sha256(str(tree).encode()).hexdigest()[:12])
         if not dotgit.exists():
-            return TestTarget(None, tree, workspace, owner, None, None, config, None, None, f"dir:{tree}")
+            return TestTarget(None, tree, workspace, owner, None, None, config, None, cache, f"dir:{tree}")
         manager = WorktreeManager(tree, state_dir)
 
         def git(*args: str) -> str:
             return run_git(tree, *args, overrides=driver_overrides(tree)).stdout
 
         state = tree_state(git, "HEAD")
-        return TestTarget(None, tree, workspace, owner, state, state.head, config, manager, None, f"dir:{tree}")
+        return TestTarget(None, tree, workspace, owner, state, state.head, config, manager, cache, f"dir:{tree}")
 
     # -- running
 

@@ -22,7 +22,7 @@ WHOLE_SUITE_FILES = frozenset({
     "pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "pytest.ini", "shipway.toml", "noxfile.py",
     "poetry.lock", "uv.lock", "Pipfile", "Pipfile.lock",
 })  # fmt: skip
-DOC_SUFFIXES = frozenset({".md", ".rst", ".txt", ".adoc", ".png", ".jpg", ".svg", ".gif"})
+DOC_SUFFIXES = frozenset({".md", ".rst", ".adoc", ".png", ".jpg", ".svg", ".gif"})
 DOC_NAMES = frozenset({"LICENSE", "LICENCE", "NOTICE", "AUTHORS", "CODEOWNERS", ".gitignore", ".gitattributes"})
 DOC_DIRS = frozenset({"docs", "doc", ".github"})
 
@@ -40,9 +40,11 @@ def is_test_file(path: str) -> bool:
 
 
 def _is_doc(path: str) -> bool:
+    """Documentation no test can read: prose, images, top-level text files (LICENSE.txt, CHANGES.txt)."""
     pure = PurePosixPath(path)
     in_doc_dir = len(pure.parts) > 1 and pure.parts[0] in DOC_DIRS
-    return pure.name in DOC_NAMES or pure.suffix.lower() in DOC_SUFFIXES or in_doc_dir
+    top_level_text = len(pure.parts) == 1 and pure.suffix.lower() == ".txt"
+    return pure.name in DOC_NAMES or pure.suffix.lower() in DOC_SUFFIXES or in_doc_dir or top_level_text
 
 
 class ImportGraph:
@@ -181,6 +183,10 @@ def select_affected(
     gone = {name for p in changed if p.endswith(".py") and p not in present for name in module_names(p, present | {p})}
     reached = graph.dependents(seeds | graph.importing_names(gone))
     tests = {p for p in py_files if is_test_file(p) and _reached(p, reached, present)}
+    # a deleted conftest.py took its fixtures away from every test below it
+    for conftest in (p for p in changed if PurePosixPath(p).name == "conftest.py" and p not in present):
+        below = str(PurePosixPath(conftest).parent)
+        tests |= {p for p in py_files if is_test_file(p) and (below == "." or p.startswith(below + "/"))}
     if covered_by:
         tests |= {t for p in changed for t in covered_by.get(p, set()) if t in present}
     shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
@@ -195,5 +201,7 @@ def _reached(test: str, reached: set[str], present: set[str]) -> bool:
 
 
 def _requirements(path: str) -> bool:
-    name = PurePosixPath(path).name
-    return name.startswith("requirements") and name.endswith((".txt", ".in"))
+    """requirements*.txt / .in, or any such file under a requirements/ directory."""
+    pure = PurePosixPath(path)
+    named = pure.name.startswith("requirements") or any(p.startswith("requirements") for p in pure.parts[:-1])
+    return named and pure.suffix in (".txt", ".in")

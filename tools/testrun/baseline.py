@@ -23,7 +23,8 @@ def unit_of(framework: str, test_id: str, units: list[str]) -> str | None:
     if framework != "pytest" or units == [WHOLE]:
         return units[0] if units else None
     path = test_id.split("::", 1)[0]
-    return next((u for u in units if u in (test_id, path) or test_id.startswith(u + "::")), None)
+    return next((u for u in units if u in (test_id, path) or test_id.startswith(u + "::")
+                 or path.startswith(u.rstrip("/") + "/") or u in (".", "")), None)  # fmt: skip
 
 
 def by_unit(framework: str, cases: list[CaseResult], units: list[str]) -> dict[str, dict[str, Outcome]]:

@@ -92,7 +92,9 @@ def _pytest_source(root: Path) -> str | None:
     pyproject = _read(root / "pyproject.toml")
     if "[tool.pytest" in pyproject:
         return "pyproject.toml [tool.pytest]"
-    for name, section in (("setup.cfg", "tool:pytest"), ("tox.ini", "pytest"), ("pytest.ini", "pytest")):
+    if (root / "pytest.ini").is_file():  # pytest takes any pytest.ini as its configuration, even an empty one
+        return "pytest.ini"
+    for name, section in (("setup.cfg", "tool:pytest"), ("tox.ini", "pytest")):
         text = _read(root / name)
         if text and _has_section(text, section):
             return f"{name} [{section}]"

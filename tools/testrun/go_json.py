@@ -10,6 +10,7 @@ from tools.testrun.report import CaseResult, Outcome, trim_message, trim_traceba
 
 _LOCATION = re.compile(r"^\s+(?P<file>[\w./-]+\.go):(?P<line>\d+): (?P<message>.*)$")
 _BUILD_FAILED = re.compile(r"^FAIL\t(?P<package>\S+) \[(?:build|setup) failed\]", re.MULTILINE)
+_COMPILER_LOCATION = re.compile(r"^(?P<file>[\w./-]+\.go):(?P<line>\d+):", re.MULTILINE)
 _ACTIONS: dict[str, Outcome] = {"pass": "passed", "fail": "failed", "skip": "skipped"}
 
 
@@ -33,8 +34,12 @@ def parse_go_json(stream: str, module: str | None, stderr: str = "") -> list[Cas
     """Cases from go test -json's stdout; compiler errors (stderr before Go 1.24) explain build failures."""
     tests: dict[tuple[str, str], _Test] = {}
     package_fail: dict[str, list[str]] = {}
+    built: list[str] = []  # Go >= 1.24 sends compiler output as build-output events
     for event in _events(stream):
         package, name, action = str(event.get("Package", "")), event.get("Test"), event.get("Action")
+        if action == "build-output":
+            built.append(str(event.get("Output", "")))
+            continue
         if not name:
             if action == "output":
                 package_fail.setdefault(package, []).append(str(event.get("Output", "")))
@@ -50,7 +55,8 @@ def parse_go_json(stream: str, module: str | None, stderr: str = "") -> list[Cas
     cases = [_case(test, module) for test in tests.values() if test.outcome is not None]
     for match in _BUILD_FAILED.finditer(stream):  # Go < 1.24 prints these as plain text
         package_fail.setdefault(match["package"], []).append("")
-    cases += _package_errors(package_fail, {t.package for t in tests.values()}, stderr, module)
+    compiler = stderr + "".join(built)
+    cases += _package_errors(package_fail, {t.package for t in tests.values()}, compiler, module)
     return cases
 
 
@@ -100,12 +106,14 @@ def _package_errors(
         text = "".join(output).strip()
         ours = [line for line in stderr.splitlines() if line.startswith(f"# {package}")]
         detail = _compiler_output(stderr, package) if ours else text
+        where = _COMPILER_LOCATION.search(detail)
         errors.append(
             CaseResult(
                 id=package,
                 outcome="error",
                 phase="collection",
-                file=package_dir(package, module) or None,
+                file=where["file"] if where else package_dir(package, module) or None,
+                line=int(where["line"]) if where else None,
                 message=trim_message(detail.splitlines()[-1] if detail else "package failed to build"),
                 traceback=trim_traceback(detail),
             )

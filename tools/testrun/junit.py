@@ -52,10 +52,11 @@ def parse_junit(data: bytes, style: IdStyle, workdir: str) -> list[CaseResult]:
     except (ElementTree.ParseError, DefusedXmlException) as exc:
         raise ReportUnreadable(f"the JUnit report is not valid XML: {exc}") from exc
     build = _pytest_case if style == "pytest" else _suite_case
-    return [build(raw, workdir) for raw in _cases(root, ())]
+    top = [root] if root.tag == "testsuite" else root  # one suite per file (Maven, Gradle) or a <testsuites> list
+    return [build(raw, workdir) for raw in _cases(top, ())]
 
 
-def _cases(element: Element, suites: tuple[str, ...]) -> Iterator[_Raw]:
+def _cases(element: Element | list[Element], suites: tuple[str, ...]) -> Iterator[_Raw]:
     for child in element:
         if child.tag == "testsuite":
             name = child.get("name", "")
@@ -112,8 +113,14 @@ def pytest_node_id(file: str | None, classname: str, name: str) -> str:
     module = file.removesuffix(".py").replace("/", ".")
     if not classname:  # a collection error names the module, not a test
         return file
-    classes = classname[len(module) + 1 :].split(".") if classname.startswith(module + ".") else []
-    return "::".join([file, *[c for c in classes if c], name])
+    if classname == module or classname.startswith(module + "."):
+        classes = classname[len(module) + 1 :].split(".") if classname != module else []
+        return "::".join([file, *[c for c in classes if c], name])
+    # `file` is where the test is defined (an inherited method); classname names the collecting module
+    parts = classname.split(".")
+    first_class = next((i for i, part in enumerate(parts) if part[:1].isupper()), len(parts))
+    path = "/".join(parts[:first_class]) + ".py"
+    return "::".join([path, *parts[first_class:], name])
 
 
 def _exception_line(text: str | None) -> str | None:

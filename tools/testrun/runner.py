@@ -13,7 +13,7 @@ from tools.testrun.frameworks import OFFLINE_ENV, Collected, Invocation, collect
 from tools.testrun.report import MAX_FAILURES, CaseResult, FailedTest, SetupResult, TestReport, Totals, tail
 
 CACHE_DIRS = {"XDG_CACHE_HOME": "xdg", "npm_config_cache": "npm", "GOMODCACHE": "gomod", "GOCACHE": "gobuild",
-              "CARGO_HOME": "cargo", "PIP_CACHE_DIR": "pip"}  # fmt: skip
+              "CARGO_HOME": "cargo", "CARGO_TARGET_DIR": "cargo-target", "PIP_CACHE_DIR": "pip"}  # fmt: skip
 
 
 @dataclass(frozen=True)
