@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Literal
@@ -23,13 +23,13 @@ from mcp_server.config import REPO_FILE
 from mcp_server.errors import InvalidTransition, UserInputError
 from mcp_server.tasks.machine import TERMINAL
 from mcp_server.tasks.model import Actor, Task, TaskState
-from mcp_server.test_runs import LOG_URI, TaskTests, TestTarget
+from mcp_server.test_runs import LOG_URI, TaskTests
 from sandbox.host_git import driver_overrides, run_git
 from sandbox.worktree import BRANCH_PREFIX
 from tools.testrun.changes import file_at
 from tools.testrun.detect import TestSpec, read_test_config, resolve_spec
-from tools.testrun.report import TestReport
-from tools.testrun.runner import fill_report, run_setup, run_suite
+from tools.testrun.report import TestReport, tail
+from tools.testrun.runner import fill_report
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ class CIStatus(BaseModel):
 class LocalCI:
     def __init__(self, tests: TaskTests) -> None:
         self.tests = tests
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shipway-ci")
         self._running: dict[tuple[str, str], Future[TestReport]] = {}
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     def status(self, task_id: str, wait_s: float = 0.0) -> CIStatus:
@@ -92,11 +92,23 @@ class LocalCI:
         return self.tests.store.load(marker.read_text(encoding="utf-8").strip())
 
     def _start(self, task: Task, head: str) -> Future[TestReport]:
+        # Daemon threads: stopping the server must not wait for a CI run (its sandbox dies with us).
         with self._lock:
             key = (task.id, head)
             if key not in self._running:
-                self._running[key] = self._pool.submit(self._run, task, head)
+                future: Future[TestReport] = Future()
+                thread = threading.Thread(target=self._work, args=(future, task, head), daemon=True,
+                                          name=f"shipway-ci-{task.id}")  # fmt: skip
+                self._running[key] = future
+                self._threads.append(thread)
+                thread.start()
             return self._running[key]
+
+    def _work(self, future: Future[TestReport], task: Task, head: str) -> None:
+        try:
+            future.set_result(self._run(task, head))
+        except BaseException as exc:  # the future carries it to whoever waits
+            future.set_exception(exc)
 
     def _run(self, task: Task, head: str) -> TestReport:
         try:
@@ -132,29 +144,18 @@ class LocalCI:
     def _test_head(self, task: Task, head: str) -> TestReport:
         tests = self.tests
         manager = tests.workspaces.manager(Path(task.repo))
-        with manager.throwaway(head) as worktree:
-            spec = self._spec(worktree.path, task)
-            run_id, out = tests.store.new_run(worktree.uid)
-            workspace = manager.workspace(worktree)
-            report = TestReport(run_id=run_id, task_id=task.id, commit=head, framework=spec.framework,
-                                command=spec.command or "", selection="full", selection_reason="the CI gate",
-                                status="error", log_uri=LOG_URI.format(run_id=run_id))  # fmt: skip
-            logs = []
-            if spec.setup:
-                setup, text = run_setup(tests.sandbox, spec, workspace, None, tests.settings.test_setup_network,
-                                        tests.limits)  # fmt: skip
-                logs.append(text)
-                report = report.model_copy(update={"setup": setup})
-                if setup.exit_code != 0:
-                    report = report.model_copy(update={"reason": f"the setup step failed (exit {setup.exit_code})"})
-                    tests.store.save(report, "".join(logs))
-                    return report
-            target = TestTarget(task.id, worktree.path, workspace, worktree.uid, None, None, None, None, None, "ci")
-            suite = run_suite(tests.sandbox, tests.suite_run(target, spec, None, out, workspace))
-            logs.append(suite.log)
+        run_id, out = tests.store.new_run(None)
+        logs: list[str] = []
+        spec, suite = tests.run_at_commit(manager, head, lambda tree: self._spec(tree, task), None, out / "head", logs)
+        report = TestReport(run_id=run_id, task_id=task.id, commit=head, framework=spec.framework,
+                            command=spec.command or "", selection="full", selection_reason="the CI gate",
+                            status="error", log_uri=LOG_URI.format(run_id=run_id))  # fmt: skip
+        if isinstance(suite, str):
+            report = report.model_copy(update={"reason": suite, "log_tail": tail("".join(logs))})
+        else:
             report = fill_report(report, suite, tests.settings.test_timeout_s)
-            tests.store.save(report, "".join(logs))
-            return report
+        tests.store.save(report, "".join(logs))
+        return report
 
     def _feed(self, task_id: str, head: str, report: TestReport) -> None:
         """Record the result; a task waiting in `ci` moves to review (green) or needs_changes."""
@@ -174,8 +175,10 @@ class LocalCI:
         if task.state not in TERMINAL:
             store.record(task_id, actor=str(SYSTEM), action=action, payload=payload)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Wait for CI runs still going (tests and the CLI; a server just exits)."""
+        for thread in list(self._threads):
+            thread.join(timeout_s)
 
 
 def _status(task: Task, head: str, report: TestReport) -> CIStatus:

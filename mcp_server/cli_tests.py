@@ -112,10 +112,6 @@ def ci_status(task_id: str, wait_s: float, repo: Path | None, as_json: bool) -> 
     """Run (or read) CI on the task branch's head. Exit 0 success, 1 failure, 2 error, 3 still pending."""
     from mcp_server.cli_format import ci_text
 
-    deps = open_deps(load_settings(repo=repo))
-    try:
-        status = deps.ci.status(task_id, wait_s)
-    finally:
-        deps.ci.close()
+    status = open_deps(load_settings(repo=repo)).ci.status(task_id, wait_s)
     click.echo(status.model_dump_json(indent=2) if as_json else ci_text(status))
     sys.exit(CI_EXIT[status.state])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,12 +25,12 @@ from sandbox.host_git import driver_overrides, run_git
 from sandbox.worktree import WorktreeManager, sandbox_uid
 from tools.errors import ToolInputError
 from tools.testrun.affected import select_affected
-from tools.testrun.baseline import by_unit, compare, mark, units_of
+from tools.testrun.baseline import WHOLE, by_unit, compare, mark, units_of
 from tools.testrun.changes import TreeState, exists_at, file_at, tree_state
 from tools.testrun.coverage_map import covering_tests
 from tools.testrun.detect import TestSpec, read_test_config, resolve_spec
 from tools.testrun.report import BaselineDiff, CaseResult, Outcome, Selection, SetupResult, TestReport
-from tools.testrun.runner import SuiteRun, fill_report, prepare_cache, run_setup, run_suite
+from tools.testrun.runner import SuiteResult, SuiteRun, fill_report, prepare_cache, run_setup, run_suite
 from tools.testrun.store import TestRunStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 MAX_PATHS = 200
 MAX_PATH_CHARS = 500
 SETUP_TIMEOUT_S = 1_800.0
+SETUP_LIMITS = Limits(timeout_s=SETUP_TIMEOUT_S, cpu_seconds=int(SETUP_TIMEOUT_S * 2))
 LOG_URI = "shipway://test-runs/{run_id}/log"
 
 
@@ -246,9 +248,8 @@ class TaskTests:
                                duration_ms=0, cached=True)  # fmt: skip
         if target.cache is not None:
             prepare_cache(target.cache, target.owner)
-        limits = Limits(timeout_s=SETUP_TIMEOUT_S, cpu_seconds=int(SETUP_TIMEOUT_S * 2))
         result, text = run_setup(self.sandbox, spec, target.workspace, target.cache,
-                                 self.settings.test_setup_network, limits)  # fmt: skip
+                                 self.settings.test_setup_network, SETUP_LIMITS)  # fmt: skip
         logs.append(text)
         if target.task_id is not None:
             self.workspaces.tasks.store.record(
@@ -291,34 +292,57 @@ class TaskTests:
                   logs: list[str]) -> str | None:  # fmt: skip
         """Run `units` on the base commit and cache their results; an error message if that failed."""
         assert target.base is not None and target.manager is not None
-        whole = units == ["*"]
-        runnable = units if whole or spec.framework != "pytest" else sorted(
-            exists_at(target.git, target.base, [u.split("::", 1)[0] for u in units]))  # fmt: skip
         results: dict[str, dict[str, Outcome]] = {u: {} for u in units}  # units absent at base have no tests there
-        if whole or runnable:
-            selected = None if whole else ([u for u in units if u.split("::", 1)[0] in runnable]
-                                           if spec.framework == "pytest" else units[0].split(" "))  # fmt: skip
-            with target.manager.throwaway(target.base) as worktree:
-                workspace = target.manager.workspace(worktree)
-                out = self.store.run_dir(run_id) / "base"
-                out.mkdir(exist_ok=True)
-                if worktree.uid is not None:
-                    os.chown(out, worktree.uid, worktree.uid)
-                base_target = TestTarget(None, worktree.path, workspace, worktree.uid, None, None, None, None,
-                                         None, "base")  # fmt: skip
-                if spec.setup:
-                    setup, text = run_setup(self.sandbox, spec, workspace, None, self.settings.test_setup_network,
-                                            Limits(timeout_s=SETUP_TIMEOUT_S))  # fmt: skip
-                    logs.append(f"\n--- base commit {target.base[:12]}: setup ---\n{text}")
-                    if setup.exit_code != 0:
-                        return f"the setup step failed on the base commit (exit {setup.exit_code})"
-                suite = run_suite(self.sandbox, self.suite_run(base_target, spec, selected, out, workspace))
-                logs.append(f"\n--- base commit {target.base[:12]} ---\n{suite.log}")
+        selected = self._base_selection(target, spec, units)
+        if selected != []:
+            out = self.store.run_dir(run_id) / "base"
+            _, suite = self.run_at_commit(target.manager, target.base, lambda _: spec, selected, out, logs)
+            if isinstance(suite, str):
+                return f"on the base commit, {suite}"
             if suite.collected.cases is None:
                 return f"the tests could not run on the base commit: {suite.collected.problem or 'no results'}"
-            results |= by_unit(spec.framework, suite.collected.cases, units if not whole else ["*"])
+            results |= by_unit(spec.framework, suite.collected.cases, units)
         self.store.add_baseline(target.base, fingerprint, results)
         return None
+
+    def _base_selection(self, target: TestTarget, spec: TestSpec, units: list[str]) -> list[str] | None:
+        """What to run at the base for `units`: None for everything, [] when none of them exists there."""
+        assert target.base is not None
+        if units == [WHOLE]:
+            return None
+        if spec.framework != "pytest":
+            return units[0].split(" ")
+        there = exists_at(target.git, target.base, [u.split("::", 1)[0] for u in units])
+        return [u for u in units if u.split("::", 1)[0] in there]
+
+    def run_at_commit(
+        self,
+        manager: WorktreeManager,
+        commit: str,
+        spec_for: Callable[[Path], TestSpec],
+        selected: list[str] | None,
+        out: Path,
+        logs: list[str],
+    ) -> tuple[TestSpec, SuiteResult | str]:
+        """Setup (if any) and the tests in a throwaway checkout of `commit`; a message if setup failed.
+
+        `spec_for` gets the checkout's root: detection looks at the tree being tested."""
+        with manager.throwaway(commit) as worktree:
+            spec = spec_for(worktree.path)
+            workspace = manager.workspace(worktree)
+            out.mkdir(exist_ok=True)
+            if worktree.uid is not None:
+                os.chown(out, worktree.uid, worktree.uid)
+            if spec.setup:
+                setup, text = run_setup(self.sandbox, spec, workspace, None, self.settings.test_setup_network,
+                                        SETUP_LIMITS)  # fmt: skip
+                logs.append(f"--- {commit[:12]}: setup ---\n{text}")
+                if setup.exit_code != 0:
+                    return spec, f"the setup step failed (exit {setup.exit_code})"
+            checkout = TestTarget(None, worktree.path, workspace, worktree.uid, None, None, None, None, None, commit)
+            suite = run_suite(self.sandbox, self.suite_run(checkout, spec, selected, out, workspace))
+            logs.append(f"--- {commit[:12]} ---\n{suite.log}")
+            return spec, suite
 
     def _save(self, report: TestReport, logs: list[str]) -> TestReport:
         self.store.save(report, "".join(logs))
