@@ -19,14 +19,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from mcp_server.config import REPO_FILE
 from mcp_server.errors import InvalidTransition, UserInputError
 from mcp_server.tasks.machine import TERMINAL
 from mcp_server.tasks.model import Actor, Task, TaskState
 from mcp_server.test_runs import LOG_URI, TaskTests
-from sandbox.host_git import driver_overrides, run_git
 from sandbox.worktree import BRANCH_PREFIX
-from tools.testrun.changes import file_at
 from tools.testrun.detect import TestSpec, read_test_config, resolve_spec
 from tools.testrun.report import TestReport, tail
 from tools.testrun.runner import fill_report
@@ -129,12 +126,7 @@ class LocalCI:
         return report
 
     def _spec(self, tree: Path, task: Task) -> TestSpec:
-        repo = Path(task.repo)
-
-        def git(*args: str) -> str:
-            return run_git(repo, *args, overrides=driver_overrides(repo)).stdout
-
-        config = read_test_config(file_at(git, task.base_commit, REPO_FILE))
+        config = read_test_config(self.tests.base_config(task))
         spec = resolve_spec(tree, config)
         if config.ci:
             return TestSpec(framework="command", source="shipway.toml [test] ci", command=config.ci,

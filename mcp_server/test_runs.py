@@ -18,7 +18,7 @@ from typing import Any
 
 from mcp_server.config import REPO_FILE, Settings
 from mcp_server.tasks.chain import sha256_hex
-from mcp_server.tasks.model import Actor, utcnow
+from mcp_server.tasks.model import Actor, Task, utcnow
 from mcp_server.workspaces import TaskWorkspaces
 from sandbox.base import Limits, Sandbox, Workspace
 from sandbox.host_git import driver_overrides, run_git
@@ -118,9 +118,19 @@ class TaskTests:
         state = tree_state(git, task.base_commit)
         return TestTarget(
             task_id=task.id, tree=worktree.path, workspace=manager.workspace(worktree), owner=worktree.uid,
-            state=state, base=task.base_commit, config_text=file_at(git, task.base_commit, REPO_FILE),
+            state=state, base=task.base_commit, config_text=self.base_config(task),
             manager=manager, cache=manager.state_dir / "test-cache" / task.id, scope=f"task:{task.id}",
         )  # fmt: skip
+
+    @staticmethod
+    def base_config(task: Task) -> str | None:
+        """The task's shipway.toml as of its base commit: what judges a change is not part of the change."""
+        repo = Path(task.repo)
+
+        def git(*args: str) -> str:
+            return run_git(repo, *args, overrides=driver_overrides(repo)).stdout
+
+        return file_at(git, task.base_commit, REPO_FILE)
 
     def checkout_target(self, path: Path) -> TestTarget:
         """A directory tested in place (its .git read-only); compared with HEAD when it is a git checkout."""
