@@ -87,9 +87,9 @@ def banner(settings: Settings, port: int) -> str:
 def serve_http_forever(settings: Settings) -> None:
     _configure_logging(settings.log_level)
     deps = open_deps(settings)
+    sock = bind_socket(settings.host, settings.port)  # a busy port fails before any work starts
     index_in_background(deps)
     app = build_http_app(create_server(deps), deps)
-    sock = bind_socket(settings.host, settings.port)
     port = sock.getsockname()[1]
 
     def announce() -> None:

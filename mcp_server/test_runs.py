@@ -236,7 +236,9 @@ class TaskTests:
         covered: dict[str, set[str]] = {}
         for data in {target.tree / ".coverage", *([target.manager.repo / ".coverage"] if target.manager else [])}:
             covered |= covering_tests(data, target.state.changed, target.state.files)
-        found = select_affected(target.tree, target.state.files, target.state.changed, covered or None)
+        cache = self.store.import_cache()
+        found = select_affected(target.tree, target.state.files, target.state.changed, covered or None, cache)
+        self.store.save_import_cache(cache)
         return found.tests, found.reason
 
     def _existing(self, target: TestTarget, spec: TestSpec, paths: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ command -v git  >/dev/null || missing+=(git)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 { command -v prlimit && command -v setpriv; } >/dev/null || missing+=(util-linux)
 command -v npm  >/dev/null || missing+=(nodejs npm)
+command -v go   >/dev/null || missing+=(golang-go)   # optional: the Go test-runner tests skip without it
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -176,7 +176,8 @@ def test_dynamic_imports_with_a_literal_name_are_followed(tmp_path: Path) -> Non
     })  # fmt: skip
     assert select_affected(tmp_path, files, ["pkg/plugin.py"]).tests == ["tests/test_dyn.py"]
     assert select_affected(tmp_path, files, ["pkg/legacy.py"]).tests == ["tests/test_dunder.py"]
-    assert select_affected(tmp_path, files, ["pkg/mod.py"]).tests == []
+    computed = select_affected(tmp_path, files, ["pkg/mod.py"])  # only a computed name reaches it
+    assert computed.tests is None and "may be loaded dynamically" in computed.reason
 
 
 def test_a_file_with_a_syntax_error_does_not_break_the_selection(tmp_path: Path) -> None:
@@ -185,7 +186,7 @@ def test_a_file_with_a_syntax_error_does_not_break_the_selection(tmp_path: Path)
         "tests/test_mod.py": "import pkg.mod\n",
         "tests/test_broken.py": "import pkg.mod\nclass :\n",
     })  # fmt: skip
-    assert select_affected(tmp_path, files, ["pkg/broken.py"]).tests == []
+    assert select_affected(tmp_path, files, ["pkg/broken.py"]).tests is None  # nothing can import it: suspect
     assert select_affected(tmp_path, files, ["pkg/mod.py"]).tests == ["tests/test_mod.py"]
     assert select_affected(tmp_path, files, ["tests/test_broken.py"]).tests == ["tests/test_broken.py"]
 
@@ -194,7 +195,39 @@ def test_listed_files_missing_on_disk_or_symlinked_are_read_as_importing_nothing
     files = write_tree(tmp_path, PKG | {"tests/real.py": "import pkg.mod\n"})
     (tmp_path / "tests/test_link.py").symlink_to(tmp_path / "tests/real.py")
     listed = [*files, "tests/test_link.py", "tests/test_missing.py"]
-    assert select_affected(tmp_path, listed, ["pkg/mod.py"]).tests == []
+    found = select_affected(tmp_path, listed, ["pkg/mod.py"])
+    assert found.tests is None and "no test imports pkg/mod.py" in found.reason
+
+
+def test_a_package_module_no_test_reaches_runs_the_whole_suite(tmp_path: Path) -> None:
+    # sqlfluff-style: rules found by a plugin registry (a computed import), never imported by name
+    files = write_tree(tmp_path, PKG | {
+        "pkg/rules/__init__.py": "def get_rules():\n    from pkg.rules.r01 import Rule\n    return [Rule]\n",
+        "pkg/rules/r01.py": "class Rule:\n    pass\n",
+        "pkg/registry.py": "import importlib\n\n\ndef load(name):\n    return importlib.import_module(name)\n",
+        "tests/test_registry.py": "from pkg.registry import load\n",
+        "scripts/release.py": "print('release')\n",
+    })  # fmt: skip
+    found = select_affected(tmp_path, files, ["pkg/rules/r01.py"])
+    assert found.tests is None and found.reason.startswith("no test imports pkg/rules/r01.py")
+    deleted = select_affected(tmp_path, [f for f in files if f != "pkg/rules/r01.py"], ["pkg/rules/r01.py"])
+    assert deleted.tests is None, "a deleted package module may have been found by discovery too"
+    script = select_affected(tmp_path, files, ["scripts/release.py"])
+    assert script.tests == [], "a standalone script is not loaded by package name"
+    covered = select_affected(tmp_path, files, ["pkg/rules/r01.py"], {"pkg/rules/r01.py": {"tests/test_registry.py"}})
+    assert covered.tests == ["tests/test_registry.py"], "coverage data shows who runs it"
+
+
+def test_the_import_cache_serves_unchanged_files_without_parsing_them_again(tmp_path: Path) -> None:
+    files = write_tree(tmp_path, PKG | {"tests/test_mod.py": "import pkg.mod\n"})
+    cache: dict[str, list[str]] = {}
+    first = select_affected(tmp_path, files, ["pkg/mod.py"], cache=cache)
+    assert first.tests == ["tests/test_mod.py"] and any(names == ["pkg", "pkg.mod"] for names in cache.values())
+    for key in cache:  # poison the cache: a hit must come from it, not from parsing
+        cache[key] = ["pkg", "pkg.other"] if cache[key] == ["pkg", "pkg.mod"] else cache[key]
+    assert select_affected(tmp_path, files, ["pkg/other.py"], cache=cache).tests == ["tests/test_mod.py"]
+    (tmp_path / "tests/test_mod.py").write_text("import pkg.mod  # changed content, new key\n")
+    assert select_affected(tmp_path, files, ["pkg/mod.py"], cache=cache).tests == ["tests/test_mod.py"]
 
 
 # -- what is not Python -------------------------------------------------------------------------------------------
@@ -251,7 +284,7 @@ def test_no_changes_select_nothing(tmp_path: Path) -> None:
 
 
 def test_the_reason_names_three_changed_files_and_counts_the_rest(tmp_path: Path) -> None:
-    files = write_tree(tmp_path, PKG | {"tests/test_mod.py": "import pkg.mod\n"})
+    files = write_tree(tmp_path, PKG | {"tests/test_mod.py": "import pkg.mod\nimport pkg.other\n"})
     found = select_affected(tmp_path, files, ["pkg/mod.py", "pkg/other.py", "a.py", "b.py", "c.py"])
     assert found.tests == ["tests/test_mod.py"]
     assert found.reason == "1 test file(s) import the changed files (a.py, b.py, c.py and 2 more)"

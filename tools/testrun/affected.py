@@ -12,6 +12,7 @@ file that is not documentation) select the whole suite, and the reason says so.
 from __future__ import annotations
 
 import ast
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,8 +51,10 @@ def _is_doc(path: str) -> bool:
 class ImportGraph:
     """Which files of a tree import which; built from `ast`, never by importing anything."""
 
-    def __init__(self, tree: Path, py_files: Iterable[str]) -> None:
+    def __init__(self, tree: Path, py_files: Iterable[str], cache: dict[str, list[str]] | None = None) -> None:
         self.tree = tree
+        self.cache = cache if cache is not None else {}
+        """Imported names by file content and package: parsing is most of the cost, contents rarely change."""
         self.files = sorted(set(py_files))
         present = set(self.files)
         self.modules: dict[str, set[str]] = defaultdict(set)
@@ -71,13 +74,21 @@ class ImportGraph:
         try:
             if file.is_symlink() or file.stat().st_size > MAX_PY_BYTES:
                 return set()
-            source = ast.parse(file.read_bytes(), filename=path)
-        except (OSError, SyntaxError, ValueError):
+            data = file.read_bytes()
+        except OSError:
             return set()
         package = _package_of(path, present)
+        key = hashlib.sha1(data, usedforsecurity=False).hexdigest() + "|" + ".".join(package)
+        if key in self.cache:
+            return set(self.cache[key])
+        try:
+            source = ast.parse(data, filename=path)
+        except (SyntaxError, ValueError):
+            return set()
         names: set[str] = set()
         for node in ast.walk(source):
             names.update(_names_of(node, package))
+        self.cache[key] = sorted(names)
         return names
 
     def dependents(self, seeds: Iterable[str]) -> set[str]:
@@ -162,7 +173,11 @@ def conftests_above(test: str, present: set[str]) -> list[str]:
 
 
 def select_affected(
-    tree: Path, files: Iterable[str], changed: Iterable[str], covered_by: dict[str, set[str]] | None = None
+    tree: Path,
+    files: Iterable[str],
+    changed: Iterable[str],
+    covered_by: dict[str, set[str]] | None = None,
+    cache: dict[str, list[str]] | None = None,
 ) -> Affected:
     """The test files affected by `changed` (repo-relative paths; deleted ones too)."""
     listed = sorted(set(files))
@@ -172,14 +187,19 @@ def select_affected(
     whole = [p for p in changed if PurePosixPath(p).name in WHOLE_SUITE_FILES or _requirements(p)]
     if whole:
         return Affected(None, f"{whole[0]} can change how every test runs; running the whole suite")
-    foreign = [p for p in changed if not p.endswith(".py") and not _is_doc(p)]
+    foreign = [p for p in changed if not _is_doc(p) and not p.endswith(".py")]
     if foreign:
         return Affected(None, f"{foreign[0]} is not Python, and imports cannot show which tests read it; "
                               "running the whole suite")  # fmt: skip
     py_files = [p for p in listed if p.endswith(".py")]
     present = set(py_files)
-    graph = ImportGraph(tree, py_files)
-    seeds = {p for p in changed if p in present}
+    graph = ImportGraph(tree, py_files, cache)
+    seeds = {p for p in changed if p in present and not _is_doc(p)}
+    unreached = _dynamic_suspect(graph, seeds, changed, present, covered_by or {})
+    if unreached:
+        return Affected(None, f"no test imports {unreached}, directly or through other modules, yet it is part of a "
+                              "package: it may be loaded dynamically (plugins, entry points); running the whole "
+                              "suite")  # fmt: skip
     gone = {name for p in changed if p.endswith(".py") and p not in present for name in module_names(p, present | {p})}
     reached = graph.dependents(seeds | graph.importing_names(gone))
     tests = {p for p in py_files if is_test_file(p) and _reached(p, reached, present)}
@@ -194,6 +214,25 @@ def select_affected(
         return Affected([], f"no test file imports the changed files ({shown})")
     via = " or executed them (coverage)" if covered_by else ""
     return Affected(sorted(tests), f"{len(tests)} test file(s) import the changed files{via} ({shown})")
+
+
+def _dynamic_suspect(
+    graph: ImportGraph, seeds: set[str], changed: list[str], present: set[str], covered_by: dict[str, set[str]]
+) -> str | None:
+    """A changed (or deleted) package module that no test reaches: found through a registry, most likely."""
+    for path in sorted(seeds | {p for p in changed if p.endswith(".py") and p not in present}):
+        pure = PurePosixPath(path)
+        if is_test_file(path) or pure.name == "conftest.py" or covered_by.get(path) or _is_doc(path):
+            continue
+        if str(pure.parent / "__init__.py") not in present and pure.name != "__init__.py":
+            continue  # a standalone script: nothing loads it by package name
+        if path in present:
+            reached = graph.dependents({path})
+        else:
+            reached = graph.dependents(graph.importing_names(module_names(path, present | {path})))
+        if not any(is_test_file(p) and _reached(p, reached, present) for p in present):
+            return path
+    return None
 
 
 def _reached(test: str, reached: set[str], present: set[str]) -> bool:

@@ -10,15 +10,21 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from sandbox.base import ExecResult
 from tools.testrun.cargo_text import parse_cargo_output
 from tools.testrun.detect import TestSpec
 from tools.testrun.go_json import parse_go_json
+from tools.testrun.jest_json import parse_jest_json
 from tools.testrun.junit import ReportUnreadable, parse_junit
 from tools.testrun.report import CaseResult, tail
 
 JUNIT_FILE = "junit.xml"
+JEST_FILE = "jest.json"
+# The project's own installs (after setup): never npx, which may try to download.
+VITEST = "node_modules/.bin/vitest"
+JEST = "node_modules/.bin/jest"
 NO_PYTEST = "shipway: no Python interpreter with pytest"
 NOT_FOUND = 127
 # pytest's exit codes other than 0 (passed) and 1 (some failed)
@@ -29,12 +35,17 @@ OFFLINE_ENV = {"GOPROXY": "off", "GOTOOLCHAIN": "local", "CARGO_NET_OFFLINE": "t
                "PIP_NO_INDEX": "1"}  # fmt: skip
 
 
+Reader = Literal["pytest", "junit", "jest", "go", "cargo", "custom", "none"]
+"""How per-test results are read: pytest's or another JUnit file in `out`, jest's JSON, the go
+or cargo output, the JUnit files a custom command names, or none (exit code only)."""
+
+
 @dataclass(frozen=True)
 class Invocation:
     argv: list[str]
     shown: str
+    reader: Reader
     env: dict[str, str] = field(default_factory=dict)
-    per_test: bool = True
     note: str = ""
 
 
@@ -66,20 +77,29 @@ def _pytest(spec: TestSpec, selected: list[str] | None, out: Path, tree: Path, p
     env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
     if (tree / "src").is_dir():  # src layouts: the tree's code, not an editable install of the main checkout
         env["PYTHONPATH"] = str(tree / "src")
-    return Invocation(["/bin/sh", "-c", script, "sh", *args], "python -m pytest " + shlex.join(args), env)
+    return Invocation(["/bin/sh", "-c", script, "sh", *args], "python -m pytest " + shlex.join(args), "pytest", env)
 
 
 def node_invocation(script: str | None, selected: list[str] | None, out: Path) -> Invocation:
-    """`node --test` scripts are re-run with a JUnit reporter; any other npm test script runs as is."""
+    """node:test, vitest and jest scripts are re-run with a machine-readable reporter; any other runs as is."""
     tokens = shlex.split(script) if script and not any(c in script for c in "&|;<>$`") else []
+    files = selected or []
     if len(tokens) >= 2 and tokens[0] == "node" and "--test" in tokens:
         at = tokens.index("--test") + 1
         reporters = ["--test-reporter=spec", "--test-reporter-destination=stdout",
                      "--test-reporter=junit", f"--test-reporter-destination={out / JUNIT_FILE}"]  # fmt: skip
-        argv = [*tokens[:at], *reporters, *tokens[at:], *(selected or [])]
-        return Invocation(argv, shlex.join(argv))
+        argv = [*tokens[:at], *reporters, *tokens[at:], *files]
+        return Invocation(argv, shlex.join(argv), "junit")
+    if tokens and tokens[0] == "vitest":
+        rest = [t for t in tokens[1:] if t not in ("run", "--run")]
+        argv = [VITEST, "run", *rest, "--reporter=default", "--reporter=junit",
+                f"--outputFile.junit={out / JUNIT_FILE}", *files]  # fmt: skip
+        return Invocation(argv, shlex.join(argv), "junit")
+    if tokens and tokens[0] == "jest":
+        argv = [JEST, *tokens[1:], "--ci", "--json", f"--outputFile={out / JEST_FILE}", *files]
+        return Invocation(argv, shlex.join(argv), "jest")
     note = "npm test gives no per-test results; the whole script ran" if selected else ""
-    return Invocation(["npm", "test", "--silent"], "npm test --silent", per_test=False, note=note)
+    return Invocation(["npm", "test", "--silent"], "npm test --silent", "none", note=note)
 
 
 def invocation(spec: TestSpec, selected: list[str] | None, out: Path, tree: Path, python: str | None) -> Invocation:
@@ -90,16 +110,16 @@ def invocation(spec: TestSpec, selected: list[str] | None, out: Path, tree: Path
         return node_invocation(spec.node_script, selected, out)
     if spec.framework == "go" and not spec.command:
         argv = ["go", "test", "-json", *(selected or ["./..."])]
-        return Invocation(argv, shlex.join(argv))
+        return Invocation(argv, shlex.join(argv), "go")
     if spec.framework == "cargo" and not spec.command:
         filters = ["--", *selected] if selected else []
         shown = shlex.join(["cargo", "test", "--no-fail-fast", "--color", "never", *filters])
         return Invocation(["/bin/sh", "-c", 'exec cargo test --no-fail-fast --color never "$@" 2>&1', "sh", *filters],
-                          shown)  # fmt: skip
+                          shown, "cargo")  # fmt: skip
     if spec.framework == "make" and not spec.command:
-        return Invocation(["make", "test"], "make test", per_test=False, note=_whole(selected, "make test"))
+        return Invocation(["make", "test"], "make test", "none", note=_whole(selected, "make test"))
     command = spec.command or "false"
-    return Invocation(["/bin/sh", "-c", command], command, per_test=bool(spec.junit),
+    return Invocation(["/bin/sh", "-c", command], command, "custom" if spec.junit else "none",
                       note=_whole(selected, "a custom test command"))  # fmt: skip
 
 
@@ -107,7 +127,7 @@ def _whole(selected: list[str] | None, what: str) -> str:
     return f"{what} cannot run a selection; the whole suite ran" if selected else ""
 
 
-def collect(spec: TestSpec, result: ExecResult, out: Path, tree: Path) -> Collected:
+def collect(spec: TestSpec, call: Invocation, result: ExecResult, out: Path, tree: Path) -> Collected:
     """The per-test results the run left behind, or why there are none."""
     log = result.stdout + result.stderr
     if result.exit_code == NOT_FOUND and NO_PYTEST in result.stderr:
@@ -115,35 +135,35 @@ def collect(spec: TestSpec, result: ExecResult, out: Path, tree: Path) -> Collec
                          + "; see `python` and `setup` in docs/testing.md")  # fmt: skip
     if result.exit_code == NOT_FOUND and not _has_report(out):
         return Collected(None, f"the test command was not found in the sandbox (exit 127): {tail(log.strip(), 200)}")
-    cases: list[CaseResult] | None
+    if call.reader == "none":
+        return Collected(None)
     try:
-        if spec.framework == "go" and not spec.command:
-            cases = parse_go_json(result.stdout, spec.go_module, result.stderr)
-        elif spec.framework == "cargo" and not spec.command:
-            cases = parse_cargo_output(result.stdout)
-        elif spec.framework == "command" or spec.command:
-            cases = _custom_junit(spec, tree) if spec.junit else None
-        else:
-            cases = _junit(spec, out, tree)
+        cases = _read(spec, call.reader, result, out, tree)
     except ReportUnreadable as exc:
         return Collected(None, str(exc))
-    if cases is None:
-        return Collected(None, None if spec.framework in ("make", "command", "node") or spec.command else
-                         _no_report(spec, result))  # fmt: skip
-    if not cases and result.exit_code not in (0, 1, 5):
+    if cases is None or (not cases and result.exit_code not in (0, 1, 5)):
         return Collected(None, _no_report(spec, result))
     return Collected(cases)
 
 
-def _has_report(out: Path) -> bool:
-    return (out / JUNIT_FILE).is_file()
-
-
-def _junit(spec: TestSpec, out: Path, tree: Path) -> list[CaseResult] | None:
+def _read(spec: TestSpec, reader: Reader, result: ExecResult, out: Path, tree: Path) -> list[CaseResult] | None:
+    if reader == "go":
+        return parse_go_json(result.stdout, spec.go_module, result.stderr)
+    if reader == "cargo":
+        return parse_cargo_output(result.stdout)
+    if reader == "custom":
+        return _custom_junit(spec, tree)
+    if reader == "jest":
+        path = out / JEST_FILE
+        return parse_jest_json(path.read_bytes(), str(tree)) if path.is_file() and not path.is_symlink() else None
     path = out / JUNIT_FILE
     if not path.is_file() or path.is_symlink():
         return None
-    return parse_junit(path.read_bytes(), "pytest" if spec.framework == "pytest" else "suites", str(tree))
+    return parse_junit(path.read_bytes(), "pytest" if reader == "pytest" else "suites", str(tree))
+
+
+def _has_report(out: Path) -> bool:
+    return (out / JUNIT_FILE).is_file()
 
 
 def _custom_junit(spec: TestSpec, tree: Path) -> list[CaseResult] | None:

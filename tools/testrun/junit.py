@@ -23,7 +23,7 @@ IdStyle = Literal["pytest", "suites"]
 
 # "tests/test_x.py:14: in test_y" (pytest --tb=short), "at f (file:///w/t.test.js:15:10)" (node)
 _PY_FRAME = re.compile(r"^(?P<path>[^\s:][^:\n]*\.py):(?P<line>\d+):", re.MULTILINE)
-_JS_FRAME = re.compile(r"(?:file://)?(?P<path>/[^\s:()]+\.[cm]?[jt]sx?):(?P<line>\d+):\d+")
+_JS_FRAME = re.compile(r"(?:file://)?(?P<path>/?[\w@][\w./@-]*\.[cm]?[jt]sx?):(?P<line>\d+):\d+")
 
 
 class ReportUnreadable(ValueError):

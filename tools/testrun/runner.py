@@ -74,7 +74,7 @@ def run_suite(sandbox: Sandbox, run: SuiteRun) -> SuiteResult:
     env = OFFLINE_ENV | cache_env(run.cache) | call.env
     workspace = _workspace(run.workspace, env, writable, run.python_envs)
     result = sandbox.run(call.argv, workspace, run.limits, NetworkPolicy.NONE)
-    return SuiteResult(call, result, collect(run.spec, result, run.out, run.tree))
+    return SuiteResult(call, result, collect(run.spec, call, result, run.out, run.tree))
 
 
 def run_setup(

@@ -19,6 +19,8 @@ from tools.testrun.report import Outcome, TestReport
 
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 KEEP_RUNS = 500
+IMPORT_CACHE = "import-cache.json"
+KEEP_IMPORTS = 50_000
 LOG_FILE = "log.txt"
 REPORT_FILE = "report.json"
 
@@ -28,6 +30,8 @@ class TestRunStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._imports: dict[str, list[str]] | None = None
+        self._imports_saved = 0
 
     def new_run(self, owner: int | None) -> tuple[str, Path]:
         """A fresh run id and its directory, writable by the sandbox's uid `owner`."""
@@ -89,3 +93,27 @@ class TestRunStore:
         temp = file.with_suffix(".tmp")
         temp.write_text(json.dumps(merged), encoding="utf-8")
         temp.replace(file)
+
+    # Imported names per file content, for affected selection (see tools/testrun/affected.py)
+
+    def import_cache(self) -> dict[str, list[str]]:
+        if self._imports is None:
+            try:
+                data = json.loads((self.root / IMPORT_CACHE).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {}
+            self._imports = data if isinstance(data, dict) else {}
+            self._imports_saved = len(self._imports)
+        return self._imports
+
+    def save_import_cache(self, cache: dict[str, list[str]]) -> None:
+        if len(cache) == self._imports_saved:
+            return
+        if len(cache) > KEEP_IMPORTS:  # keep the newest entries (dicts keep insertion order)
+            for key in list(cache)[: len(cache) - KEEP_IMPORTS]:
+                del cache[key]
+        self.root.mkdir(parents=True, exist_ok=True)
+        temp = self.root / (IMPORT_CACHE + ".tmp")
+        temp.write_text(json.dumps(cache), encoding="utf-8")
+        temp.replace(self.root / IMPORT_CACHE)
+        self._imports_saved = len(cache)
