@@ -7,10 +7,14 @@ from pathlib import Path
 
 from mcp_server.ci import LocalCI
 from mcp_server.config import Settings
+from mcp_server.review_gate import ReviewGate
+from mcp_server.tasks.model import Task
 from mcp_server.tasks.service import TaskService
 from mcp_server.tasks.sqlite_store import SqliteTaskStore
 from mcp_server.test_runs import TaskTests
 from mcp_server.workspaces import TaskWorkspaces
+from tools.forge.base import Forge
+from tools.forge.local import LocalForge
 from tools.search import RepoSearch, choose_embedder
 
 STORE_FILE = "tasks.db"
@@ -27,6 +31,7 @@ class ServerDeps:
     search: RepoSearch
     tests: TaskTests
     ci: LocalCI
+    gate: ReviewGate
 
 
 def ensure_state_dir(path: Path) -> Path:
@@ -43,14 +48,20 @@ def open_deps(settings: Settings) -> ServerDeps:
     tasks = TaskService(SqliteTaskStore(state / STORE_FILE), settings)
     workspaces = TaskWorkspaces(tasks, settings)
     tests = TaskTests(workspaces, settings)
+    ci = LocalCI(tests)
     return ServerDeps(
         settings=settings,
         tasks=tasks,
         workspaces=workspaces,
         search=open_search(settings),
         tests=tests,
-        ci=LocalCI(tests),
+        ci=ci,
+        gate=ReviewGate(tasks, workspaces, ci, settings, forge_for=lambda task: local_forge(task, settings)),
     )
+
+
+def local_forge(task: Task, settings: Settings) -> Forge:
+    return LocalForge(Path(task.repo), settings.merge_method)
 
 
 def open_search(settings: Settings) -> RepoSearch:

@@ -323,10 +323,12 @@ def sandbox_exec(
     sys.exit(result.exit_code)
 
 
-from mcp_server.cli_tests import ci_group, test_group  # noqa: E402 - they use the helpers above
+from mcp_server.cli_review import register as register_review  # noqa: E402 - they use the helpers above
+from mcp_server.cli_tests import ci_group, test_group  # noqa: E402
 
 cli.add_command(test_group)
 cli.add_command(ci_group)
+register_review(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

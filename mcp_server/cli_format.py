@@ -12,6 +12,7 @@ import re
 from pydantic import BaseModel, computed_field
 
 from mcp_server.ci import CIStatus
+from mcp_server.review_gate import PlanView, PullRequest
 from mcp_server.tasks.chain import ChainReport
 from mcp_server.tasks.model import Task
 from mcp_server.tasks.service import TaskLog, TaskPage
@@ -182,4 +183,38 @@ def ci_text(status: CIStatus) -> str:
         lines.append(f"  {safe(status.summary)}")
     if status.report and status.report.failures:
         lines.append(test_report_text(status.report))
+    return "\n".join(lines)
+
+
+def plan_text(view: PlanView) -> str:
+    lines = [f"plan      {view.status}  (task {view.task_id} is {view.task_state})"]
+    if view.plan is not None:
+        lines += [f"sha256    {view.plan_sha256}", f"by        {view.proposed_by}", "", safe(view.plan.markdown())]
+    for decision in view.decisions:
+        comment = f": {safe(decision.comment)}" if decision.comment else ""
+        lines.append(f"  {decision.at.strftime(_TIME)}  {decision.by}  {decision.action}{comment}")
+    return "\n".join(lines)
+
+
+def pr_text(pr: PullRequest) -> str:
+    if pr.state == "none":
+        return f"task {pr.task_id} has no pull request yet (task is {pr.task_state}; open one with `shipway pr open`)"
+    where = f" #{pr.number}" if pr.number else ""
+    lines = [
+        f"PR{where}   {pr.state}  {safe(pr.title or '')}",
+        f"task      {pr.task_id} ({pr.task_state})",
+        f"branch    {pr.head_branch} @ {pr.head_sha[:12]} -> {pr.base_branch}",
+        f"forge     {pr.forge}{'  ' + pr.url if pr.url else ''}",
+        f"approved  {pr.approved_head[:12] if pr.approved_head else 'no'}",
+        f"ci        {pr.ci}",
+    ]
+    if pr.conflicts:
+        lines.append(f"conflicts {', '.join(safe(c) for c in pr.conflicts)}")
+    if pr.merge_commit:
+        lines.append(f"merged as {pr.merge_commit[:12]}")
+    if pr.state == "open":
+        lines.append("mergeable yes" if not pr.missing else "missing   " + "; ".join(safe(m) for m in pr.missing))
+    for decision in pr.decisions:
+        comment = f": {safe(decision.comment)}" if decision.comment else ""
+        lines.append(f"  {decision.at.strftime(_TIME)}  {decision.by}  {decision.action}{comment}")
     return "\n".join(lines)

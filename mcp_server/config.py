@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     test_python: str | None = Field(
         default=None, description="Python interpreter (of a virtualenv) that runs pytest; tried before detection"
     )
+    merge_method: Literal["merge", "ff"] = Field(
+        default="merge", description="Local forge: always a merge commit, or fast-forward when the base has not moved"
+    )
+    forbid_self_approval: bool = Field(
+        default=False, description="The person who started a task may not approve its plan or PR"
+    )
     embedder: Literal["auto", "minilm", "openai", "none"] = Field(
         default="auto", description="Semantic search model; auto: the local MiniLM when installed, else none"
     )

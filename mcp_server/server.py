@@ -28,6 +28,7 @@ from mcp_server.app import ServerDeps
 from mcp_server.ci import CIStatus, LocalCI
 from mcp_server.config import Toolset
 from mcp_server.errors import StoreError, UserInputError
+from mcp_server.review_gate import PlanView, PullRequest, ReviewGate
 from mcp_server.schema_trim import trim_schema
 from mcp_server.tasks.model import Actor, Task, TaskState
 from mcp_server.tasks.service import TaskLog, TaskPage, TaskService
@@ -35,9 +36,11 @@ from mcp_server.test_runs import TaskTests
 from mcp_server.workspaces import TaskWorkspaces
 from sandbox.base import ExecResult
 from sandbox.errors import SandboxUnavailable, WorktreeError
+from sandbox.host_git import GitError
 from tools.edits.blocks import EditBlock
 from tools.edits.report import EditReport
 from tools.errors import ToolInputError
+from tools.plan import Plan
 from tools.search import (
     FileSlice,
     KnowledgeEntry,
@@ -83,7 +86,7 @@ def caller_errors(fn: _F) -> _F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (UserInputError, ToolInputError, SandboxUnavailable, WorktreeError) as exc:
+        except (UserInputError, ToolInputError, SandboxUnavailable, WorktreeError, GitError) as exc:
             raise ToolError(str(exc)) from exc
         except StoreError as exc:
             log.exception("task store failure in %s", fn.__name__)
@@ -231,6 +234,84 @@ def test_tools(tests: TaskTests, ci: LocalCI, actor: Actor) -> list[ToolSpec]:
     ]
 
 
+def gate_tools(gate: ReviewGate, actor: Actor) -> list[ToolSpec]:
+    def propose_plan(task_id: TaskId, plan: Plan) -> PlanView:
+        """Propose the task's plan (goal, steps, files, tests, risks, acceptance) for a human to review."""
+        return gate.propose_plan(task_id, plan, actor)
+
+    def get_plan(task_id: TaskId) -> PlanView:
+        """The task's newest plan, whether it is approved, and the reviewers' comments."""
+        return gate.plan(task_id)
+
+    def open_pr(
+        task_id: TaskId,
+        title: Annotated[str | None, Field(description="Default: the request's first line", max_length=200)] = None,
+        body: Annotated[str | None, Field(description="Added above the generated summary", max_length=10_000)] = None,
+    ) -> PullRequest:
+        """Open the task's pull request from tested code and start CI; a human reviews it."""
+        return gate.open_pr(task_id, actor, title, body)
+
+    def get_pr(task_id: TaskId) -> PullRequest:
+        """The task's pull request: head, approval, CI, conflicts, and what merging still needs."""
+        return gate.pr(task_id)
+
+    def merge_pr(task_id: TaskId) -> PullRequest:
+        """Merge the PR; refused with reasons unless a human approved this head, CI is green and nothing conflicts."""
+        return gate.merge_pr(task_id, actor)
+
+    return [
+        ToolSpec(caller_errors(propose_plan), CREATES, AGENT),
+        ToolSpec(caller_errors(get_plan), READ_ONLY, BOTH),
+        ToolSpec(caller_errors(open_pr), CREATES, AGENT),
+        ToolSpec(caller_errors(get_pr), READ_ONLY, BOTH),
+        ToolSpec(caller_errors(merge_pr), DESTRUCTIVE, BOTH),
+    ]
+
+
+Comment = Annotated[str, Field(description="What you decided and why; the agent reads it", max_length=10_000)]
+
+
+def reviewer_tools(gate: ReviewGate, actor: Actor) -> list[ToolSpec]:
+    def approve_plan(
+        task_id: TaskId,
+        comment: Comment = "",
+        plan_sha256: Annotated[
+            str | None, Field(description="The plan you read (get_plan); refused if changed")
+        ] = None,
+    ) -> PlanView:
+        """Approve the task's plan: the agent may then write code, within the plan's files."""
+        return gate.approve_plan(task_id, comment, actor, plan_sha256)
+
+    def reject_plan(task_id: TaskId, comment: Comment) -> PlanView:
+        """Send the plan back to the agent with what to change."""
+        return gate.reject_plan(task_id, comment, actor)
+
+    def approve_pr(
+        task_id: TaskId,
+        comment: Comment = "",
+        head_sha: Annotated[str | None, Field(description="The head you reviewed (get_pr); refused if moved")] = None,
+    ) -> PullRequest:
+        """Approve the PR's current head; a later push voids the approval."""
+        return gate.approve_pr(task_id, comment, actor, head_sha)
+
+    def request_changes(task_id: TaskId, comment: Comment) -> PullRequest:
+        """Ask the agent for changes to the PR."""
+        return gate.request_changes(task_id, comment, actor)
+
+    def reject_pr(task_id: TaskId, comment: Comment) -> PullRequest:
+        """Reject the PR and end the task."""
+        return gate.reject_pr(task_id, comment, actor)
+
+    reviewer: frozenset[Toolset] = frozenset({"reviewer"})
+    return [
+        ToolSpec(caller_errors(approve_plan), CREATES, reviewer),
+        ToolSpec(caller_errors(reject_plan), CREATES, reviewer),
+        ToolSpec(caller_errors(approve_pr), CREATES, reviewer),
+        ToolSpec(caller_errors(request_changes), CREATES, reviewer),
+        ToolSpec(caller_errors(reject_pr), DESTRUCTIVE, reviewer),
+    ]
+
+
 def search_tools(search: RepoSearch, actor: Actor) -> list[ToolSpec]:
     def search_repo(
         query: Annotated[str, Field(description="What to find: words, identifiers, an error or a stack trace")],
@@ -290,6 +371,8 @@ def create_server(deps: ServerDeps, toolset: Toolset | None = None) -> MCPServer
         + sandbox_tools(deps.workspaces, actor, deps.settings.command_timeout_s)
         + edit_tools(deps.workspaces, actor)
         + test_tools(deps.tests, deps.ci, actor)
+        + gate_tools(deps.gate, actor)
+        + reviewer_tools(deps.gate, actor)
         + search_tools(deps.search, actor)
     )
     for spec in specs:

@@ -18,7 +18,7 @@ from typing import Any
 
 from mcp_server.config import REPO_FILE, Settings
 from mcp_server.tasks.chain import sha256_hex
-from mcp_server.tasks.model import Actor, Task, utcnow
+from mcp_server.tasks.model import Actor, Task, TaskState, utcnow
 from mcp_server.workspaces import TaskWorkspaces
 from sandbox.base import Limits, Sandbox, Workspace
 from sandbox.host_git import driver_overrides, run_git
@@ -168,7 +168,9 @@ class TaskTests:
             "newly_failing": len(report.baseline.newly_failing) if report.baseline else None,
             "log_sha256": sha256_hex(self.store.log(report.run_id).encode()),
         }  # fmt: skip
-        self.workspaces.tasks.store.record(target.task_id or "", actor=str(actor), action="tests_run", payload=payload)
+        store = self.workspaces.tasks.store
+        moved = TaskState.TESTING if store.get(target.task_id or "").state == TaskState.CODING else None
+        store.record(target.task_id or "", actor=str(actor), action="tests_run", payload=payload, to_state=moved)
         return report
 
     def run(self, target: TestTarget, selection: Selection, paths: list[str] | None, baseline: bool) -> TestReport:

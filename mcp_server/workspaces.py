@@ -16,7 +16,7 @@ from mcp_server.config import STATE_DIR_NAME, Settings
 from mcp_server.errors import UserInputError
 from mcp_server.tasks.chain import sha256_hex
 from mcp_server.tasks.machine import TERMINAL
-from mcp_server.tasks.model import Actor, Task
+from mcp_server.tasks.model import Actor, Task, TaskState
 from mcp_server.tasks.service import TaskService
 from sandbox.base import ExecResult, Sandbox
 from sandbox.select import choose_sandbox
@@ -118,7 +118,22 @@ class TaskWorkspaces:
             payload["warnings"] = report.warnings
         action = {"applied": "edit_applied", "refused": "edit_refused"}.get(report.status, "edit_noop")
         self.tasks.store.record(task.id, actor=str(actor), action=action, payload=payload)
+        if report.status == "applied":
+            self._back_to_coding(task, report.commit)
         return report
+
+    def _back_to_coding(self, task: Task, commit: str | None) -> None:
+        """A new commit after tests, CI or review sends the task back to coding (and voids an approval)."""
+        system = "system:shipway"
+        state = task.state
+        if state in (TaskState.REVIEW, TaskState.APPROVED, TaskState.CI):
+            action = "approval_lost" if state == TaskState.APPROVED else "reopened_by_edit"
+            self.tasks.store.record(task.id, actor=system, action=action, payload={"head_sha": commit},
+                                    to_state=TaskState.NEEDS_CHANGES)  # fmt: skip
+            state = TaskState.NEEDS_CHANGES
+        if state in (TaskState.TESTING, TaskState.NEEDS_CHANGES):
+            self.tasks.store.record(task.id, actor=system, action="coding", payload={"head_sha": commit},
+                                    to_state=TaskState.CODING)  # fmt: skip
 
     def diff(self, task_id: str) -> TaskDiff:
         task, worktree = self.live_worktree(task_id)

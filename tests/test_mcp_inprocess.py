@@ -19,7 +19,10 @@ TASK_TOOLS = {"start_task", "list_tasks", "get_task", "abort_task", "get_task_lo
 SEARCH_TOOLS = {"search_repo", "read_file", "repo_map", "search_knowledge", "add_knowledge"}
 EDIT_TOOLS = {"apply_edit", "show_diff", "revert_edit"}
 TEST_TOOLS = {"run_tests", "get_test_report", "ci_status"}
-AGENT_TOOLS = TASK_TOOLS | SEARCH_TOOLS | EDIT_TOOLS | TEST_TOOLS | {"run_command"}
+GATE_READ = {"get_plan", "get_pr", "merge_pr"}
+AGENT_ONLY = {"run_command", "propose_plan", "open_pr"}
+AGENT_TOOLS = TASK_TOOLS | SEARCH_TOOLS | EDIT_TOOLS | TEST_TOOLS | GATE_READ | AGENT_ONLY
+REVIEWER_ONLY = {"approve_plan", "reject_plan", "approve_pr", "request_changes", "reject_pr"}
 
 
 async def test_the_agent_toolset_lists_exactly_its_tools_with_annotations(deps: ServerDeps) -> None:
@@ -75,7 +78,7 @@ async def test_a_task_goes_from_start_to_abort_with_structured_results(deps: Ser
 async def test_the_reviewer_toolset_acts_as_a_human_and_has_no_agent_only_tools(deps: ServerDeps) -> None:
     async with Client(create_server(deps, toolset="reviewer")) as client:
         listed = {t.name for t in (await client.list_tools()).tools}
-        assert listed == TASK_TOOLS | SEARCH_TOOLS | TEST_TOOLS | {"show_diff"}
+        assert listed == TASK_TOOLS | SEARCH_TOOLS | TEST_TOOLS | GATE_READ | REVIEWER_ONLY | {"show_diff"}
         started = await client.call_tool("start_task", {"request": "change"})
     assert Task.model_validate(started.structured_content).created_by.startswith("human:")
 
