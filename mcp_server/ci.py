@@ -62,6 +62,8 @@ class LocalCI:
             raise UserInputError(f"task {task.id} already ended ({task.state}); CI runs only for live tasks")
         head = self._head(task)
         done = self._finished(task.id, head)
+        if done is not None and task.state == TaskState.CI:
+            self._feed(task.id, head, done)  # CI ran on this head before the task waited for it
         if done is None:
             future = self._start(task, head)
             try:

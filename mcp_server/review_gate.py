@@ -169,7 +169,7 @@ class ReviewGate:
             raise self._refuse(
                 task, actor, "approve_plan", f"there is no plan waiting for review (task is {task.state})"
             )
-        if plan_sha256 and plan_sha256 != view.plan_sha256:
+        if plan_sha256 and not _same_commit(plan_sha256, view.plan_sha256 or ""):
             raise self._refuse(task, actor, "approve_plan", "the plan changed since you read it; read it again")
         self._record(task, actor, "plan_approved", {"plan": view.plan.model_dump(), "plan_sha256": view.plan_sha256,
                                                     "comment": text}, S.CODING)  # fmt: skip
@@ -274,7 +274,7 @@ class ReviewGate:
         task = self._live(task_id)
         self._check_reviewer(task, actor, "approve_pr")
         head = self._head(task)
-        if head_sha and head_sha != head:
+        if head_sha and not _same_commit(head_sha, head):
             raise self._refuse(task, actor, "approve_pr", f"you reviewed {head_sha[:12]} but the head is now "
                                                           f"{head[:12]}; review the new commits")  # fmt: skip
         if task.state != S.REVIEW:
@@ -358,3 +358,9 @@ def _missing(pr: PullRequest, conflicts: list[str]) -> list[str]:
     if conflicts:
         missing.append(f"conflicts with {pr.base_branch} in: {', '.join(conflicts[:10])}")
     return missing
+
+
+def _same_commit(given: str, actual: str) -> bool:
+    """`given` names `actual`: the whole hash, or an abbreviation of 7+ characters as git prints them."""
+    given = given.strip().lower()
+    return len(given) >= 7 and actual.startswith(given)

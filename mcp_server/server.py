@@ -6,8 +6,9 @@ as `isError` results with an actionable message; anything else is masked here an
 full on the server.
 
 Toolsets: `agent` (the default, what editors and Shipway's own agents get) and `reviewer`.
-Every tool names the toolsets that serve it; tools that decide on a change (approve, merge)
-are served to `reviewer` only, so an agent session cannot even see them.
+Every tool names the toolsets that serve it; tools that decide on a change (approve, request
+changes, reject) are served to `reviewer` only, so an agent session cannot even see them.
+`merge_pr` is served to both: it merges only what a human approved (mcp_server/review_gate.py).
 """
 
 import functools

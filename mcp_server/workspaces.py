@@ -143,6 +143,7 @@ class TaskWorkspaces:
         task, worktree = self.live_worktree(task_id)
         report = revert_edit(worktree, task.base_commit)
         self.tasks.store.record(task.id, actor=str(actor), action="edit_reverted", payload=report.model_dump())
+        self._back_to_coding(self.tasks.get(task.id), report.head_commit)
         return report
 
     def run_throwaway(self, command: Sequence[str], timeout_s: float) -> ExecResult:

@@ -54,10 +54,10 @@ def test_every_live_state_can_fail_or_be_aborted() -> None:
         assert {S.FAILED, S.ABORTED} <= TRANSITIONS[state]
 
 
-def test_review_loops_go_back_to_coding() -> None:
+def test_review_loops_go_back_to_coding_or_end_in_a_rejection() -> None:
     assert S.NEEDS_CHANGES in TRANSITIONS[S.CI]
     assert S.NEEDS_CHANGES in TRANSITIONS[S.REVIEW]
-    assert TRANSITIONS[S.NEEDS_CHANGES] - {S.FAILED, S.ABORTED} == {S.CODING}
+    assert TRANSITIONS[S.NEEDS_CHANGES] - {S.FAILED, S.ABORTED} == {S.CODING, S.REJECTED}
 
 
 def test_every_state_is_reachable_from_requested() -> None:

@@ -5,7 +5,7 @@ requested -> planning -> plan_review -> coding -> testing -> pr_open -> ci -> re
 plan_review -> planning (plan changes asked) | rejected
 testing -> coding (tests fail, iterate)      ci -> needs_changes (CI red)
 review -> needs_changes | rejected            approved -> needs_changes (approval lost)
-needs_changes -> coding
+needs_changes -> coding | rejected
 any live state -> failed | aborted;  merged, rejected, failed, aborted are terminal.
 """
 
@@ -24,7 +24,7 @@ _FORWARD: dict[S, frozenset[S]] = {
     S.CI: frozenset({S.REVIEW, S.NEEDS_CHANGES}),
     S.REVIEW: frozenset({S.APPROVED, S.NEEDS_CHANGES, S.REJECTED}),
     S.APPROVED: frozenset({S.MERGED, S.NEEDS_CHANGES}),
-    S.NEEDS_CHANGES: frozenset({S.CODING}),
+    S.NEEDS_CHANGES: frozenset({S.CODING, S.REJECTED}),
 }
 
 TERMINAL: frozenset[S] = frozenset({S.MERGED, S.REJECTED, S.FAILED, S.ABORTED})
