@@ -23,7 +23,6 @@ from mcp_server.errors import InvalidTransition, UserInputError
 from mcp_server.tasks.machine import TERMINAL
 from mcp_server.tasks.model import Actor, Task, TaskState
 from mcp_server.test_runs import LOG_URI, TaskTests
-from sandbox.worktree import BRANCH_PREFIX
 from tools.testrun.detect import TestSpec, read_test_config, resolve_spec
 from tools.testrun.report import TestReport, tail
 from tools.testrun.runner import fill_report
@@ -60,7 +59,7 @@ class LocalCI:
         task = tasks.get(task_id)
         if task.state in TERMINAL:
             raise UserInputError(f"task {task.id} already ended ({task.state}); CI runs only for live tasks")
-        head = self._head(task)
+        head = self.tests.workspaces.branch_head(task)
         done = self._finished(task.id, head)
         if done is not None and task.state == TaskState.CI:
             self._feed(task.id, head, done)  # CI ran on this head before the task waited for it
@@ -75,11 +74,6 @@ class LocalCI:
             return CIStatus(task_id=task.id, commit=head, state="pending", task_state=task.state,
                             summary=f"CI is running on {head[:12]}; ask again (wait_s waits for it)")  # fmt: skip
         return _status(task, head, done)
-
-    def _head(self, task: Task) -> str:
-        """The task branch's tip (the branch is made, at the base commit, if the task has none yet)."""
-        _, worktree = self.tests.workspaces.live_worktree(task.id)
-        return worktree.git("rev-parse", "--verify", f"refs/heads/{BRANCH_PREFIX}{task.id}^{{commit}}").strip()
 
     def _result_file(self, task_id: str, head: str) -> Path:
         return self.tests.store.root / "ci" / f"{task_id}-{head}.run"

@@ -7,42 +7,19 @@ returns.
 
 from __future__ import annotations
 
-import getpass
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import BaseModel
 
 from mcp_server import __version__
-from mcp_server.app import ServerDeps, open_deps
+from mcp_server.cli_common import cli_actor, deps_for, emit, json_option, repo_option
 from mcp_server.config import load_settings
 from mcp_server.errors import ShipwayError
-from mcp_server.tasks.model import Actor, TaskState
+from mcp_server.tasks.model import TaskState
 from sandbox.errors import SandboxError
 from tools.errors import ToolInputError
-
-repo_option = click.option(
-    "--repo",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Target git repository (default: $SHIPWAY_REPO or the current directory).",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-
-
-def cli_actor() -> Actor:
-    return Actor(kind="human", name=getpass.getuser())
-
-
-def deps_for(repo: Path | None) -> ServerDeps:
-    return open_deps(load_settings(repo=repo))
-
-
-def emit(value: BaseModel, as_json: bool, text: Callable[[Any], str]) -> None:
-    click.echo(value.model_dump_json(indent=2) if as_json else text(value))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,32 +6,19 @@ the logged-in user. The same server-side rules apply as over MCP and on the revi
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 
 import click
 
-from mcp_server.app import ServerDeps, open_deps
-from mcp_server.config import load_settings
-from mcp_server.tasks.model import Actor, TaskState
+from mcp_server.cli_common import deps_for, json_option, person, repo_option
+from mcp_server.tasks.model import TaskState
 from tools.plan import Plan
 
-repo_option = click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
-                           help="Target repository (default: $SHIPWAY_REPO or the current directory).")  # fmt: skip
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 as_option = click.option("--as", "reviewer", default=None, help="Reviewer name (default: the logged-in user).")
 comment_option = click.option("--comment", default="", help="What you decided and why.")
 PR_STATES = (TaskState.PR_OPEN, TaskState.CI, TaskState.REVIEW, TaskState.APPROVED, TaskState.NEEDS_CHANGES,
              TaskState.MERGED)  # fmt: skip
-
-
-def deps_for(repo: Path | None) -> ServerDeps:
-    return open_deps(load_settings(repo=repo))
-
-
-def person(name: str | None) -> Actor:
-    return Actor(kind="human", name=(name or getpass.getuser()).strip() or "unknown")
 
 
 def show(value: object, as_json: bool) -> None:
@@ -69,7 +56,7 @@ def plan_propose(task_id: str, plan_file: object, repo: Path | None, as_json: bo
         plan = Plan.model_validate(json.loads(plan_file.read()))  # type: ignore[attr-defined]
     except ValueError as exc:
         raise click.ClickException(f"the plan is not valid: {exc}") from exc
-    show(deps_for(repo).gate.propose_plan(task_id, plan, person(None)), as_json)
+    show(deps_for(repo).gate.propose_plan(task_id, plan, person()), as_json)
 
 
 @plan_group.command("approve")
@@ -138,7 +125,7 @@ def pr_show(task_id: str, repo: Path | None, as_json: bool) -> None:
 @json_option
 def pr_open(task_id: str, title: str | None, body: str | None, repo: Path | None, as_json: bool) -> None:
     """Open the task's pull request and start CI."""
-    show(deps_for(repo).gate.open_pr(task_id, person(None), title, body), as_json)
+    show(deps_for(repo).gate.open_pr(task_id, person(), title, body), as_json)
 
 
 @pr_group.command("merge")
@@ -147,7 +134,7 @@ def pr_open(task_id: str, title: str | None, body: str | None, repo: Path | None
 @json_option
 def pr_merge(task_id: str, repo: Path | None, as_json: bool) -> None:
     """Merge, when a reviewer approved the current head, CI is green and nothing conflicts."""
-    show(deps_for(repo).gate.merge_pr(task_id, person(None)), as_json)
+    show(deps_for(repo).gate.merge_pr(task_id, person()), as_json)
 
 
 @click.group("review")

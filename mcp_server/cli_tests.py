@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from mcp_server.app import ServerDeps, open_deps
+from mcp_server.cli_common import cli_actor
 from mcp_server.config import Settings, load_settings
 from mcp_server.errors import ConfigError, ShipwayError
 from sandbox.errors import SandboxError
@@ -46,7 +47,6 @@ def test_group() -> None:
 def test_run(repo: Path | None, task_id: str | None, selection: str | None, paths: tuple[str, ...],
              no_baseline: bool, as_json: bool) -> None:  # fmt: skip
     """Run the tests. Exit 0 when every selected test passes, 1 when some fail, 2 when they could not run."""
-    from mcp_server.cli import cli_actor
     from mcp_server.cli_format import safe, test_report_text
 
     default = "paths" if paths else "affected" if task_id else "full"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -29,7 +28,6 @@ from mcp_server.tasks.machine import TERMINAL
 from mcp_server.tasks.model import Actor, Event, Task, TaskState
 from mcp_server.tasks.service import TaskService
 from mcp_server.workspaces import TaskWorkspaces
-from sandbox.host_git import run_git
 from sandbox.worktree import BRANCH_PREFIX
 from tools.forge.base import Forge, MergeRefused
 from tools.plan import Plan
@@ -108,11 +106,7 @@ class ReviewGate:
 
     def _record(self, task: Task, actor: Actor, action: str, payload: dict[str, Any],
                 to: TaskState | None = None) -> Task:  # fmt: skip
-        updated, _ = self.tasks.store.record(task.id, actor=str(actor), action=action, payload=payload, to_state=to)
-        if to in TERMINAL:
-            for callback in self.tasks.on_end:
-                callback(updated)
-        return updated
+        return self.tasks.record(task.id, actor, action, payload, to)
 
     def _refuse(self, task: Task, actor: Actor, attempt: str, reason: str) -> GateRefused:
         self._record(task, actor, "gate_refused", {"attempt": attempt, "reason": reason})
@@ -189,17 +183,11 @@ class ReviewGate:
 
     # -- pull requests
 
-    def _head(self, task: Task) -> str:
-        """The task branch's head (its base commit while the task has no branch yet)."""
-        ref = f"refs/heads/{BRANCH_PREFIX}{task.id}^{{commit}}"
-        found = run_git(Path(task.repo), "rev-parse", "--verify", "--quiet", ref, check=False)
-        return found.stdout.strip() if found.returncode == 0 else task.base_commit
-
     def pr(self, task_id: str) -> PullRequest:
         task = self.tasks.get(task_id)
         events = self.tasks.store.events(task.id)
         forge = self.forge_for(task)
-        head = self._head(task)
+        head = self.workspaces.branch_head(task)
         opened = [e for e in events if e.action == "pr_opened"]
         base = PullRequest(task_id=task.id, forge=forge.name, state="none", head_branch=BRANCH_PREFIX + task.id,
                            head_sha=head, ci=_ci_on(events, head), base_branch=task.base_branch,
@@ -234,7 +222,7 @@ class ReviewGate:
             raise UserInputError(f"task {task.id} is {task.state}; {hint}")
         if not task.base_branch:
             raise UserInputError(f"task {task.id} started on a detached HEAD; there is no base branch to merge into")
-        head = self._head(task)
+        head = self.workspaces.branch_head(task)
         if head == task.base_commit:
             raise UserInputError(f"task {task.id} has no commits yet; apply_edit first")
         forge = self.forge_for(task)
@@ -273,7 +261,7 @@ class ReviewGate:
         text = _comment(comment, required=False)
         task = self._live(task_id)
         self._check_reviewer(task, actor, "approve_pr")
-        head = self._head(task)
+        head = self.workspaces.branch_head(task)
         if head_sha and not _same_commit(head_sha, head):
             raise self._refuse(task, actor, "approve_pr", f"you reviewed {head_sha[:12]} but the head is now "
                                                           f"{head[:12]}; review the new commits")  # fmt: skip
@@ -288,7 +276,7 @@ class ReviewGate:
         self._check_reviewer(task, actor, "request_changes")
         if task.state not in (S.REVIEW, S.APPROVED):
             raise self._refuse(task, actor, "request_changes", f"the PR is not in review (task is {task.state})")
-        self._record(task, actor, "changes_requested", {"head_sha": self._head(task), "comment": text},
+        self._record(task, actor, "changes_requested", {"head_sha": self.workspaces.branch_head(task), "comment": text},
                      S.NEEDS_CHANGES)  # fmt: skip
         return self.pr(task.id)
 
@@ -298,7 +286,9 @@ class ReviewGate:
         self._check_reviewer(task, actor, "reject_pr")
         if task.state not in (S.REVIEW, S.APPROVED, S.NEEDS_CHANGES):
             raise self._refuse(task, actor, "reject_pr", f"there is no PR under review (task is {task.state})")
-        self._record(task, actor, "pr_rejected", {"head_sha": self._head(task), "comment": text}, S.REJECTED)
+        self._record(
+            task, actor, "pr_rejected", {"head_sha": self.workspaces.branch_head(task), "comment": text}, S.REJECTED
+        )
         return self.pr(task.id)
 
     def merge_pr(self, task_id: str, actor: Actor) -> PullRequest:

@@ -19,8 +19,9 @@ from mcp_server.tasks.machine import TERMINAL
 from mcp_server.tasks.model import Actor, Task, TaskState
 from mcp_server.tasks.service import TaskService
 from sandbox.base import ExecResult, Sandbox
+from sandbox.host_git import run_git
 from sandbox.select import choose_sandbox
-from sandbox.worktree import Worktree, WorktreeManager
+from sandbox.worktree import BRANCH_PREFIX, Worktree, WorktreeManager
 from tools.edits.blocks import EditBlock
 from tools.edits.engine import EditLimits, parse_input
 from tools.edits.report import EditReport
@@ -134,6 +135,12 @@ class TaskWorkspaces:
         if state in (TaskState.TESTING, TaskState.NEEDS_CHANGES):
             self.tasks.store.record(task.id, actor=system, action="coding", payload={"head_sha": commit},
                                     to_state=TaskState.CODING)  # fmt: skip
+
+    def branch_head(self, task: Task) -> str:
+        """The tip of branch shipway/<task> (the base commit while the task has no branch yet)."""
+        ref = f"refs/heads/{BRANCH_PREFIX}{task.id}^{{commit}}"
+        found = run_git(Path(task.repo), "rev-parse", "--verify", "--quiet", ref, check=False)
+        return found.stdout.strip() if found.returncode == 0 else task.base_commit
 
     def diff(self, task_id: str) -> TaskDiff:
         task, worktree = self.live_worktree(task_id)

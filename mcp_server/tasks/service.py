@@ -10,6 +10,7 @@ import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -156,12 +157,16 @@ class TaskService:
         task = self.get(task_id)
         if task.state in TERMINAL:
             raise UserInputError(f"task {task.id} already ended ({task.state}); only a live task can be aborted")
-        updated, _ = self.store.record(
-            task.id, actor=str(actor), action="aborted", payload={"reason": reason},
-            to_state=TaskState.ABORTED, reason=reason,
-        )  # fmt: skip
-        for callback in self.on_end:
-            callback(updated)
+        return self.record(task.id, actor, "aborted", {"reason": reason}, TaskState.ABORTED, reason=reason)
+
+    def record(self, task_id: str, actor: Actor, action: str, payload: dict[str, Any],
+               to_state: TaskState | None = None, reason: str | None = None) -> Task:  # fmt: skip
+        """Append an event (and move the task); a move into a final state runs the `on_end` callbacks."""
+        updated, _ = self.store.record(task_id, actor=str(actor), action=action, payload=payload, to_state=to_state,
+                                       reason=reason)  # fmt: skip
+        if to_state in TERMINAL:
+            for callback in self.on_end:
+                callback(updated)
         return updated
 
     def approved_plan_files(self, task_id: str) -> list[str] | None:
