@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mcp_server.ci import LocalCI
+from mcp_server.ci import ForgeCI, LocalCI, TaskCI
 from mcp_server.config import Settings
 from mcp_server.review_gate import ReviewGate
 from mcp_server.tasks.model import Task
@@ -14,6 +15,7 @@ from mcp_server.tasks.sqlite_store import SqliteTaskStore
 from mcp_server.test_runs import TaskTests
 from mcp_server.workspaces import TaskWorkspaces
 from tools.forge.base import Forge
+from tools.forge.github import GitHubForge
 from tools.forge.local import LocalForge
 from tools.search import RepoSearch, choose_embedder
 
@@ -30,7 +32,7 @@ class ServerDeps:
     workspaces: TaskWorkspaces
     search: RepoSearch
     tests: TaskTests
-    ci: LocalCI
+    ci: TaskCI
     gate: ReviewGate
 
 
@@ -48,7 +50,8 @@ def open_deps(settings: Settings) -> ServerDeps:
     tasks = TaskService(SqliteTaskStore(state / STORE_FILE), settings)
     workspaces = TaskWorkspaces(tasks, settings)
     tests = TaskTests(workspaces, settings)
-    ci = LocalCI(tests)
+    forge_for = forges(settings)
+    ci = TaskCI(LocalCI(tests), ForgeCI(tests, forge_for), settings, forge_for)
     return ServerDeps(
         settings=settings,
         tasks=tasks,
@@ -56,12 +59,24 @@ def open_deps(settings: Settings) -> ServerDeps:
         search=open_search(settings),
         tests=tests,
         ci=ci,
-        gate=ReviewGate(tasks, workspaces, ci, settings, forge_for=lambda task: local_forge(task, settings)),
+        gate=ReviewGate(tasks, workspaces, ci, settings, forge_for=forge_for),
     )
 
 
-def local_forge(task: Task, settings: Settings) -> Forge:
-    return LocalForge(Path(task.repo), settings.merge_method)
+def forges(settings: Settings) -> Callable[[Task], Forge]:
+    """Which forge holds a task's PR: GitHub for the served repo when configured, else the repo itself."""
+    github: GitHubForge | None = None
+    if settings.forge == "github":
+        assert settings.github_repo is not None and settings.github_token is not None  # Settings checked both
+        github = GitHubForge(settings.repo, settings.github_repo, settings.github_token.get_secret_value(),
+                             settings.github_api_url, settings.github_git_url)  # fmt: skip
+
+    def forge_for(task: Task) -> Forge:
+        if github is not None and Path(task.repo) == settings.repo:
+            return github
+        return LocalForge(Path(task.repo), settings.merge_method)
+
+    return forge_for
 
 
 def open_search(settings: Settings) -> RepoSearch:

@@ -1,28 +1,38 @@
-"""The CI gate, local flavour: the repo's CI command on the task branch's head, in the sandbox.
+"""The CI gate: a verdict on the task branch's head commit, from Shipway or from the forge.
+
+`LocalCI` runs the repo's CI command on the head, in the sandbox. `ForgeCI` reads the forge's
+own verdict (GitHub's combined status and check runs). `TaskCI` picks one per task from the
+`ci` setting. Either way a verdict is recorded once per head and moves a task waiting in `ci`.
+
+Local flavour: the repo's CI command on the task branch's head, in the sandbox.
 
 The head is tested as committed, in a fresh checkout, so files left uncommitted in the task's
 worktree cannot make CI pass. The command comes from `[test] ci` in shipway.toml at the task's
 base commit (default: the whole test suite). Runs happen in the background, one per head
 commit; `status` starts one when the head has none and waits up to `wait_s` for it. When a
 run finishes and the task is in `ci`, the task moves to `review` (green) or `needs_changes`.
-GitHub's combined status and check runs arrive with the GitHub forge.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mcp_server.config import Settings
 from mcp_server.errors import InvalidTransition, UserInputError
+from mcp_server.tasks.base import TaskStore
 from mcp_server.tasks.machine import TERMINAL
-from mcp_server.tasks.model import Actor, Task, TaskState
+from mcp_server.tasks.model import Actor, Event, Task, TaskState
 from mcp_server.test_runs import LOG_URI, TaskTests
+from tools.forge.base import Check, Forge, ForgeChecks
 from tools.testrun.detect import TestSpec, read_test_config, resolve_spec
 from tools.testrun.report import TestReport, tail
 from tools.testrun.runner import fill_report
@@ -34,14 +44,19 @@ MAX_WAIT_S = 600.0
 SYSTEM = Actor(kind="system", name="ci")
 
 
+Verdict = Callable[[str, bool], None]
+"""Called with (task_id, green) once a verdict is recorded."""
+
+
 class CIStatus(BaseModel):
     task_id: str
-    provider: Literal["local"] = "local"
+    provider: Literal["local", "github"] = "local"
     commit: str = Field(description="The task branch's head commit CI ran (or runs) on")
     state: CIState = Field(description="pending: still running; error: CI could not run the tests")
     run_id: str | None = Field(default=None, description="get_test_report(run_id) has the full report")
     summary: str = ""
     report: TestReport | None = None
+    checks: list[Check] = Field(default_factory=list, description="The forge's statuses and check runs")
     task_state: TaskState
 
 
@@ -51,14 +66,12 @@ class LocalCI:
         self._running: dict[tuple[str, str], Future[TestReport]] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self.on_verdict: list[Verdict] = []
 
     def status(self, task_id: str, wait_s: float = 0.0) -> CIStatus:
-        if not 0 <= wait_s <= MAX_WAIT_S:
-            raise UserInputError(f"wait_s must be between 0 and {MAX_WAIT_S:g}, got {wait_s:g}")
+        _check_wait(wait_s)
         tasks = self.tests.workspaces.tasks
-        task = tasks.get(task_id)
-        if task.state in TERMINAL:
-            raise UserInputError(f"task {task.id} already ended ({task.state}); CI runs only for live tasks")
+        task = _live(tasks.get(task_id))
         head = self.tests.workspaces.branch_head(task)
         done = self._finished(task.id, head)
         if done is not None and task.state == TaskState.CI:
@@ -146,22 +159,9 @@ class LocalCI:
         return report
 
     def _feed(self, task_id: str, head: str, report: TestReport) -> None:
-        """Record the result; a task waiting in `ci` moves to review (green) or needs_changes."""
-        store = self.tests.workspaces.tasks.store
-        green = report.status == "passed"
         payload = {"commit": head, "run_id": report.run_id, "status": report.status,
                    "totals": report.totals.model_dump(), "reason": report.reason}  # fmt: skip
-        task = store.get(task_id)
-        target = TaskState.REVIEW if green else TaskState.NEEDS_CHANGES
-        action = "ci_passed" if green else "ci_failed"
-        try:
-            if task.state == TaskState.CI:
-                store.record(task_id, actor=str(SYSTEM), action=action, payload=payload, to_state=target)
-                return
-        except InvalidTransition:
-            pass  # the task moved on meanwhile: the result is still recorded below
-        if task.state not in TERMINAL:
-            store.record(task_id, actor=str(SYSTEM), action=action, payload=payload)
+        record_verdict(self.tests.workspaces.tasks.store, task_id, report.status == "passed", payload, self.on_verdict)
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Wait for CI runs still going (tests and the CLI; a server just exits)."""
@@ -181,3 +181,113 @@ def _status(task: Task, head: str, report: TestReport) -> CIStatus:
         summary += f"; {report.reason}"
     return CIStatus(task_id=task.id, commit=head, state=state, run_id=report.run_id, summary=summary,
                     report=report, task_state=task.state)  # fmt: skip
+
+
+def record_verdict(store: TaskStore, task_id: str, green: bool, payload: dict[str, Any],
+                   listeners: list[Verdict]) -> None:  # fmt: skip
+    """Record CI's verdict on `payload["commit"]`; a task waiting in `ci` moves to review or needs_changes."""
+    task = store.get(task_id)
+    target = TaskState.REVIEW if green else TaskState.NEEDS_CHANGES
+    action = "ci_passed" if green else "ci_failed"
+    try:
+        if task.state == TaskState.CI:
+            store.record(task_id, actor=str(SYSTEM), action=action, payload=payload, to_state=target)
+            for listener in listeners:
+                listener(task_id, green)
+            return
+    except InvalidTransition:
+        pass  # the task moved on meanwhile: the result is still recorded below
+    if task.state not in TERMINAL:
+        store.record(task_id, actor=str(SYSTEM), action=action, payload=payload)
+
+
+def _recorded(events: list[Event], head: str) -> str | None:
+    """The verdict already recorded for `head` (ci_passed / ci_failed), newest first."""
+    for event in reversed(events):
+        if event.action in ("ci_passed", "ci_failed") and event.payload.get("commit") == head:
+            return event.action
+    return None
+
+
+class ForgeCI:
+    """CI as the forge reports it: every status and check run on the head, combined (any red fails)."""
+
+    POLL_S = 2.0
+
+    def __init__(self, tests: TaskTests, forge_for: Callable[[Task], Forge]) -> None:
+        self.tests = tests
+        self.forge_for = forge_for
+        self.on_verdict: list[Verdict] = []
+
+    def status(self, task_id: str, wait_s: float = 0.0) -> CIStatus:
+        _check_wait(wait_s)
+        tasks = self.tests.workspaces.tasks
+        task = _live(tasks.get(task_id))
+        head = self.tests.workspaces.branch_head(task)
+        forge = self.forge_for(task)
+        deadline = time.monotonic() + wait_s
+        checks = forge.checks(head) or ForgeChecks(commit=head, state="pending")
+        while checks.state == "pending" and time.monotonic() < deadline:
+            time.sleep(min(self.POLL_S, max(0.0, deadline - time.monotonic())))
+            checks = forge.checks(head) or checks
+        if checks.state != "pending":
+            self._feed(task, head, checks)
+        task = tasks.get(task.id)
+        state: CIState = checks.state
+        return CIStatus(task_id=task.id, provider="github", commit=head, state=state, checks=checks.checks,
+                        summary=_checks_summary(checks), task_state=task.state)  # fmt: skip
+
+    def _feed(self, task: Task, head: str, checks: ForgeChecks) -> None:
+        store = self.tests.workspaces.tasks.store
+        action = "ci_passed" if checks.state == "success" else "ci_failed"
+        if _recorded(store.events(task.id), head) == action and store.get(task.id).state != TaskState.CI:
+            return  # this verdict is in the log already
+        failing = [f"{c.name}: {c.detail or c.state}" for c in checks.checks if c.state == "failure"]
+        payload = {"commit": head, "status": checks.state, "provider": "github", "failing": failing[:20]}
+        record_verdict(store, task.id, checks.state == "success", payload, self.on_verdict)
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        return None
+
+
+class TaskCI:
+    """The CI gate each task gets: the forge's checks when configured (`ci`), else a local run."""
+
+    def __init__(self, local: LocalCI, forge: ForgeCI, settings: Settings, forge_for: Callable[[Task], Forge]) -> None:
+        self.local = local
+        self.forge = forge
+        self.settings = settings
+        self.forge_for = forge_for
+
+    def uses_forge(self, task: Task) -> bool:
+        return self.settings.forge_ci and self.forge_for(task).name != "local"
+
+    def status(self, task_id: str, wait_s: float = 0.0) -> CIStatus:
+        _check_wait(wait_s)
+        task = self.local.tests.workspaces.tasks.get(task_id)
+        return (self.forge if self.uses_forge(task) else self.local).status(task_id, wait_s)
+
+    def listen(self, listener: Verdict) -> None:
+        self.local.on_verdict.append(listener)
+        self.forge.on_verdict.append(listener)
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        self.local.close(timeout_s)
+
+
+def _check_wait(wait_s: float) -> None:
+    if not 0 <= wait_s <= MAX_WAIT_S:
+        raise UserInputError(f"wait_s must be between 0 and {MAX_WAIT_S:g}, got {wait_s:g}")
+
+
+def _live(task: Task) -> Task:
+    if task.state in TERMINAL:
+        raise UserInputError(f"task {task.id} already ended ({task.state}); CI runs only for live tasks")
+    return task
+
+
+def _checks_summary(checks: ForgeChecks) -> str:
+    if not checks.checks:
+        return f"no status or check run on {checks.commit[:12]} yet; ask again (wait_s waits for them)"
+    parts = [f"{c.name}: {c.state}" + (f" ({c.url})" if c.url and c.state == "failure" else "") for c in checks.checks]
+    return "; ".join(parts[:20])

@@ -181,6 +181,9 @@ def ci_text(status: CIStatus) -> str:
     lines = [f"CI {status.state.upper()}  {status.provider} on {status.commit[:12]}  (task now {status.task_state})"]
     if status.summary:
         lines.append(f"  {safe(status.summary)}")
+    for check in status.checks:
+        url = f"  {safe(check.url)}" if check.url else ""
+        lines.append(f"  {check.state:<8} {safe(check.name)}{url}")
     if status.report and status.report.failures:
         lines.append(test_report_text(status.report))
     return "\n".join(lines)
@@ -200,11 +203,12 @@ def pr_text(pr: PullRequest) -> str:
     if pr.state == "none":
         return f"task {pr.task_id} has no pull request yet (task is {pr.task_state}; open one with `shipway pr open`)"
     where = f" #{pr.number}" if pr.number else ""
+    where += " (draft)" if pr.draft else ""
     lines = [
         f"PR{where}   {pr.state}  {safe(pr.title or '')}",
         f"task      {pr.task_id} ({pr.task_state})",
         f"branch    {pr.head_branch} @ {pr.head_sha[:12]} -> {pr.base_branch}",
-        f"forge     {pr.forge}{'  ' + pr.url if pr.url else ''}",
+        f"forge     {pr.forge}{'  ' + safe(pr.url) if pr.url else ''}",
         f"approved  {pr.approved_head[:12] if pr.approved_head else 'no'}",
         f"ci        {pr.ci}",
     ]

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
@@ -31,6 +33,8 @@ MIN_TOKEN_CHARS = 16
 
 Toolset = Literal["agent", "reviewer"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+_FULL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 
 _repo_file_values: ContextVar[dict[str, Any] | None] = ContextVar("_repo_file_values", default=None)
 
@@ -77,6 +81,22 @@ class Settings(BaseSettings):
     merge_method: Literal["merge", "ff"] = Field(
         default="merge", description="Local forge: always a merge commit, or fast-forward when the base has not moved"
     )
+    forge: Literal["local", "github"] = Field(
+        default="local", description="Where pull requests live: branches in the repo itself, or GitHub"
+    )
+    github_repo: str | None = Field(default=None, description="owner/name of the GitHub repository (forge=github)")
+    github_token: SecretStr | None = Field(default=None, description="Token that pushes and opens PRs (the agent)")
+    github_api_url: str = Field(
+        default="https://api.github.com", description="GitHub's REST API; https://HOST/api/v3 for GitHub Enterprise"
+    )
+    github_git_url: str | None = Field(default=None, description="Push URL; default derived from github_api_url")
+    ci: Literal["auto", "local", "forge"] = Field(
+        default="auto",
+        description="Who judges CI: Shipway's sandboxed run, or the forge's checks (auto: the forge when it is GitHub)",
+    )
+    elicit_reviews: bool = Field(
+        default=False, description="Serve ask_reviewer: the agent asks the client's user to decide (MCP elicitation)"
+    )
     forbid_self_approval: bool = Field(
         default=False, description="The person who started a task may not approve its plan or PR"
     )
@@ -110,9 +130,36 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _github_needs_its_settings(self) -> Settings:
+        if self.forge == "github":
+            missing = [f"SHIPWAY_{name.upper()}" for name in ("github_repo", "github_token") if not getattr(self, name)]
+            if missing:
+                raise ValueError(f"forge=github needs {' and '.join(missing)}")
+            if not _FULL_NAME.match(self.github_repo or ""):
+                raise ValueError(f"github_repo must look like owner/name, got {self.github_repo!r}")
+        elif self.ci == "forge":
+            raise ValueError("ci=forge needs a forge with CI of its own (SHIPWAY_FORGE=github)")
+        for name in ("github_api_url", "github_git_url"):
+            url = getattr(self, name)
+            if url and not _safe_url(url):
+                raise ValueError(f"{name} must be an https:// URL (plain http only on loopback), got {url!r}")
+        return self
+
+    @property
+    def forge_ci(self) -> bool:
+        """Whether CI verdicts come from the forge's own checks rather than a sandboxed run here."""
+        return self.ci == "forge" or (self.ci == "auto" and self.forge == "github")
+
     @property
     def state_path(self) -> Path:
         return self.state_dir if self.state_dir is not None else self.repo / STATE_DIR_NAME
+
+
+def _safe_url(url: str) -> bool:
+    """https, or plain http to this machine only (a token must not cross a network in clear)."""
+    parsed = urlparse(url)
+    return parsed.scheme == "https" or (parsed.scheme == "http" and is_loopback(parsed.hostname or ""))
 
 
 def is_loopback(host: str) -> bool:

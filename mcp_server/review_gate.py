@@ -11,17 +11,23 @@ Whatever the client, these rules hold because they live in the server:
 
 A pull request's record is its task's events (`pr_opened`, `pr_approved`, `changes_requested`,
 `pr_merged`, ...) plus what git says now (head, conflicts), so it needs no store of its own.
+
+On a forge with a review page of its own (GitHub), reviews left there are imported under the
+same rules: by the person's forge login, bound to the commit they reviewed; a review by the
+account Shipway publishes with is the agent's and is refused. Decisions taken in Shipway are
+posted back to the forge's PR as comments.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mcp_server.ci import LocalCI
+from mcp_server.ci import TaskCI
 from mcp_server.config import Settings
 from mcp_server.errors import UserInputError
 from mcp_server.tasks.machine import TERMINAL
@@ -29,9 +35,10 @@ from mcp_server.tasks.model import Actor, Event, Task, TaskState
 from mcp_server.tasks.service import TaskService
 from mcp_server.workspaces import TaskWorkspaces
 from sandbox.worktree import BRANCH_PREFIX
-from tools.forge.base import Forge, MergeRefused
+from tools.forge.base import Forge, ForgeReview, ForgeUnavailable, MergeRefused
 from tools.plan import Plan
 
+log = logging.getLogger(__name__)
 S = TaskState
 MAX_COMMENT_CHARS = 10_000
 DECISIONS = ("pr_approved", "changes_requested", "pr_rejected", "approval_lost", "pr_opened")
@@ -65,6 +72,7 @@ class PullRequest(BaseModel):
     state: Literal["none", "open", "merged", "closed"]
     number: int | None = None
     url: str | None = None
+    draft: bool = False
     title: str | None = None
     body: str | None = None
     base_branch: str | None = None
@@ -94,13 +102,14 @@ def _decision(event: Event) -> Decision:
 
 
 class ReviewGate:
-    def __init__(self, tasks: TaskService, workspaces: TaskWorkspaces, ci: LocalCI, settings: Settings,
+    def __init__(self, tasks: TaskService, workspaces: TaskWorkspaces, ci: TaskCI, settings: Settings,
                  forge_for: Callable[[Task], Forge]) -> None:  # fmt: skip
         self.tasks = tasks
         self.workspaces = workspaces
         self.ci = ci
         self.settings = settings
         self.forge_for = forge_for
+        ci.listen(self._ci_verdict)
 
     # -- shared
 
@@ -108,16 +117,38 @@ class ReviewGate:
                 to: TaskState | None = None) -> Task:  # fmt: skip
         return self.tasks.record(task.id, actor, action, payload, to)
 
-    def _refuse(self, task: Task, actor: Actor, attempt: str, reason: str) -> GateRefused:
-        self._record(task, actor, "gate_refused", {"attempt": attempt, "reason": reason})
+    def _refuse(self, task: Task, actor: Actor, attempt: str, reason: str,
+                origin: dict[str, Any] | None = None) -> GateRefused:  # fmt: skip
+        self._record(task, actor, "gate_refused", {"attempt": attempt, "reason": reason, **(origin or {})})
         return GateRefused(f"{attempt} refused: {reason}")
 
-    def _check_reviewer(self, task: Task, actor: Actor, attempt: str) -> None:
+    def _check_reviewer(self, task: Task, actor: Actor, attempt: str, origin: dict[str, Any] | None = None) -> None:
         if actor.kind != "human":
-            raise self._refuse(task, actor, attempt, f"{actor} is not a person; only a human reviewer can decide")
+            reason = f"{actor} is not a person; only a human reviewer can decide"
+            raise self._refuse(task, actor, attempt, reason, origin)
         if self.settings.forbid_self_approval and attempt.startswith("approve") and str(actor) == task.created_by:
-            raise self._refuse(task, actor, attempt, f"{actor} started this task and may not approve it "
-                                                     "(SHIPWAY_FORBID_SELF_APPROVAL)")  # fmt: skip
+            reason = f"{actor} started this task and may not approve it (SHIPWAY_FORBID_SELF_APPROVAL)"
+            raise self._refuse(task, actor, attempt, reason, origin)
+
+    def _tell_forge(self, task: Task, text: str, close: bool = False) -> None:
+        """Post a decision taken in Shipway on the forge's PR page; a forge outage must not undo it."""
+        forge = self.forge_for(task)
+        try:
+            forge.comment(BRANCH_PREFIX + task.id, text)
+            if close:
+                forge.close(BRANCH_PREFIX + task.id)
+        except ForgeUnavailable as exc:
+            log.warning("could not tell %s about task %s: %s", forge.name, task.id, exc)
+
+    def _ci_verdict(self, task_id: str, green: bool) -> None:
+        """CI passed: the PR leaves draft on the forge, since it now waits for people."""
+        task = self.tasks.get(task_id)
+        if green and task.state == S.REVIEW:
+            forge = self.forge_for(task)
+            try:
+                forge.ready(BRANCH_PREFIX + task.id)
+            except ForgeUnavailable as exc:
+                log.warning("could not mark the PR of task %s ready on %s: %s", task.id, forge.name, exc)
 
     def _live(self, task_id: str) -> Task:
         task = self.tasks.get(task_id)
@@ -185,9 +216,11 @@ class ReviewGate:
 
     def pr(self, task_id: str) -> PullRequest:
         task = self.tasks.get(task_id)
-        events = self.tasks.store.events(task.id)
         forge = self.forge_for(task)
         head = self.workspaces.branch_head(task)
+        self._import_reviews(task, forge, head)
+        task = self.tasks.get(task.id)
+        events = self.tasks.store.events(task.id)
         opened = [e for e in events if e.action == "pr_opened"]
         base = PullRequest(task_id=task.id, forge=forge.name, state="none", head_branch=BRANCH_PREFIX + task.id,
                            head_sha=head, ci=_ci_on(events, head), base_branch=task.base_branch,
@@ -200,6 +233,7 @@ class ReviewGate:
         approved = _approved_head(events)
         pr = base.model_copy(update={
             "state": state, "number": last.get("number"), "url": last.get("url"), "title": last.get("title"),
+            "draft": bool(last.get("draft")) and task.state in (S.PR_OPEN, S.CI),
             "body": last.get("body"), "approved_head": approved,
             "merge_commit": merged.payload.get("merge_commit") if merged else None,
             "decisions": [_decision(e) for e in events if e.action in DECISIONS[:4]],
@@ -229,7 +263,7 @@ class ReviewGate:
         text = (_comment(body, required=False) or "") + ("\n\n" if body else "") + self._body(task)
         published = forge.publish(task.id, BRANCH_PREFIX + task.id, task.base_branch, title, text)
         payload = {"title": title, "body": text, "head_sha": head, "base_branch": task.base_branch,
-                   "forge": forge.name, "number": published.number, "url": published.url,
+                   "forge": forge.name, "number": published.number, "url": published.url, "draft": published.draft,
                    "chain_sha256": task.head_sha256}  # fmt: skip
         task = self._record(task, actor, "pr_opened", payload, S.PR_OPEN)
         self._record(task, Actor(kind="system", name="ci"), "ci_started", {"commit": head}, S.CI)
@@ -256,28 +290,37 @@ class ReviewGate:
             f"## Audit\n\nTask `{task.id}`, event chain head `{task.head_sha256}` (`shipway task verify {task.id}`)."
         )
 
-    def approve_pr(self, task_id: str, comment: str | None, actor: Actor, head_sha: str | None = None) -> PullRequest:
+    def approve_pr(self, task_id: str, comment: str | None, actor: Actor, head_sha: str | None = None,
+                   origin: dict[str, Any] | None = None) -> PullRequest:  # fmt: skip
         """Approve the PR's current head (or refuse when `head_sha`, what the reviewer saw, is no longer it)."""
         text = _comment(comment, required=False)
         task = self._live(task_id)
-        self._check_reviewer(task, actor, "approve_pr")
+        self._check_reviewer(task, actor, "approve_pr", origin)
         head = self.workspaces.branch_head(task)
         if head_sha and not _same_commit(head_sha, head):
             raise self._refuse(task, actor, "approve_pr", f"you reviewed {head_sha[:12]} but the head is now "
-                                                          f"{head[:12]}; review the new commits")  # fmt: skip
+                                                          f"{head[:12]}; review the new commits", origin)  # fmt: skip
         if task.state != S.REVIEW:
-            raise self._refuse(task, actor, "approve_pr", f"the PR is not waiting for review (task is {task.state})")
-        self._record(task, actor, "pr_approved", {"head_sha": head, "comment": text}, S.APPROVED)
+            reason = f"the PR is not waiting for review (task is {task.state})"
+            raise self._refuse(task, actor, "approve_pr", reason, origin)
+        self._record(task, actor, "pr_approved", {"head_sha": head, "comment": text, **(origin or {})}, S.APPROVED)
+        if not (origin or {}).get("forge_review"):  # a forge's own review is on its page already
+            self._tell_forge(task, f"**Approved** in Shipway by `{actor.name}` at `{head[:12]}`." + _quote(text))
         return self.pr(task.id)
 
-    def request_changes(self, task_id: str, comment: str | None, actor: Actor) -> PullRequest:
+    def request_changes(self, task_id: str, comment: str | None, actor: Actor,
+                        origin: dict[str, Any] | None = None) -> PullRequest:  # fmt: skip
         text = _comment(comment, required=True)
         task = self._live(task_id)
-        self._check_reviewer(task, actor, "request_changes")
+        self._check_reviewer(task, actor, "request_changes", origin)
         if task.state not in (S.REVIEW, S.APPROVED):
-            raise self._refuse(task, actor, "request_changes", f"the PR is not in review (task is {task.state})")
-        self._record(task, actor, "changes_requested", {"head_sha": self.workspaces.branch_head(task), "comment": text},
+            reason = f"the PR is not in review (task is {task.state})"
+            raise self._refuse(task, actor, "request_changes", reason, origin)
+        head = self.workspaces.branch_head(task)
+        self._record(task, actor, "changes_requested", {"head_sha": head, "comment": text, **(origin or {})},
                      S.NEEDS_CHANGES)  # fmt: skip
+        if not (origin or {}).get("forge_review"):  # a forge's own review is on its page already
+            self._tell_forge(task, f"**Changes requested** in Shipway by `{actor.name}`." + _quote(text))
         return self.pr(task.id)
 
     def reject_pr(self, task_id: str, comment: str | None, actor: Actor) -> PullRequest:
@@ -289,7 +332,42 @@ class ReviewGate:
         self._record(
             task, actor, "pr_rejected", {"head_sha": self.workspaces.branch_head(task), "comment": text}, S.REJECTED
         )
+        self._tell_forge(task, f"**Rejected** in Shipway by `{actor.name}`." + _quote(text), close=True)
         return self.pr(task.id)
+
+    # -- reviews left on the forge's own page
+
+    def _import_reviews(self, task: Task, forge: Forge, head: str) -> None:
+        """Bring GitHub reviews into the gate, each once, judged like any other decision."""
+        if task.state not in (S.CI, S.REVIEW, S.APPROVED, S.NEEDS_CHANGES):
+            return
+        seen = {e.payload.get("forge_review") for e in self.tasks.store.events(task.id)}
+        for review in forge.reviews(BRANCH_PREFIX + task.id):
+            if review.id in seen or review.state not in ("APPROVED", "CHANGES_REQUESTED"):
+                continue
+            self._import_review(task.id, forge.name, review, head)
+
+    def _import_review(self, task_id: str, forge_name: str, review: ForgeReview, head: str) -> None:
+        actor = Actor(kind="agent" if review.by_bot else "human", name=f"{forge_name}:{review.login}"[:100])
+        origin = {"forge_review": review.id, "via": forge_name}
+        approve = review.state == "APPROVED"
+        task = self.tasks.get(task_id)
+        if any(e.payload.get("forge_review") == review.id for e in self.tasks.store.events(task.id)):
+            return  # imported meanwhile (deciding re-reads the PR, which imports the rest)
+        stale = bool(review.commit) and not _same_commit(review.commit or "", head)
+        if not (review.by_bot or stale or task.state in ((S.REVIEW,) if approve else (S.REVIEW, S.APPROVED))):
+            return  # not reviewable yet (CI running): imported on a later look
+        text = review.body[:MAX_COMMENT_CHARS].replace("\x00", "")
+        try:
+            if approve:
+                self.approve_pr(task.id, text, actor, review.commit, origin)
+            elif stale:
+                raise self._refuse(task, actor, "request_changes", f"the review is of {str(review.commit)[:12]}, "
+                                   f"not the head {head[:12]}", origin)  # fmt: skip
+            else:
+                self.request_changes(task.id, text or f"changes requested on {forge_name}", actor, origin)
+        except GateRefused:
+            pass  # recorded with its reason, and never imported again
 
     def merge_pr(self, task_id: str, actor: Actor) -> PullRequest:
         """Merge when the current head is approved, CI on it is green and nothing conflicts; else say what is not."""
@@ -308,7 +386,7 @@ class ReviewGate:
             raise self._refuse(task, actor, "merge_pr", "; ".join(missing))
         assert task.base_branch is not None
         try:
-            merged = self.forge_for(task).merge(task.base_branch, pr.head_sha,
+            merged = self.forge_for(task).merge(BRANCH_PREFIX + task.id, task.base_branch, pr.head_sha,
                                                 f"Merge {BRANCH_PREFIX}{task.id}: {task.title}")  # fmt: skip
         except MergeRefused as exc:
             raise self._refuse(task, actor, "merge_pr", str(exc)) from exc
@@ -348,6 +426,10 @@ def _missing(pr: PullRequest, conflicts: list[str]) -> list[str]:
     if conflicts:
         missing.append(f"conflicts with {pr.base_branch} in: {', '.join(conflicts[:10])}")
     return missing
+
+
+def _quote(text: str | None) -> str:
+    return "\n\n" + "\n".join(f"> {line}" for line in text.splitlines()) if text else ""
 
 
 def _same_commit(given: str, actual: str) -> bool:

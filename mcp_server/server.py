@@ -26,8 +26,9 @@ from pydantic import Field
 
 from mcp_server import __version__
 from mcp_server.app import ServerDeps
-from mcp_server.ci import CIStatus, LocalCI
+from mcp_server.ci import CIStatus, TaskCI
 from mcp_server.config import Toolset
+from mcp_server.elicit_review import ask_reviewer_tool
 from mcp_server.errors import StoreError, UserInputError
 from mcp_server.review_gate import PlanView, PullRequest, ReviewGate
 from mcp_server.schema_trim import trim_schema
@@ -203,7 +204,7 @@ def edit_tools(workspaces: TaskWorkspaces, actor: Actor) -> list[ToolSpec]:
     ]
 
 
-def test_tools(tests: TaskTests, ci: LocalCI, actor: Actor) -> list[ToolSpec]:
+def test_tools(tests: TaskTests, ci: TaskCI, actor: Actor) -> list[ToolSpec]:
     def run_tests(
         task_id: TaskId,
         selection: Annotated[
@@ -376,6 +377,8 @@ def create_server(deps: ServerDeps, toolset: Toolset | None = None) -> MCPServer
         + reviewer_tools(deps.gate, actor)
         + search_tools(deps.search, actor)
     )
+    if deps.settings.elicit_reviews:
+        specs.append(ToolSpec(caller_errors(ask_reviewer_tool(deps.gate)), CREATES, AGENT))
     for spec in specs:
         if chosen in spec.toolsets:
             server.add_tool(spec.fn, annotations=spec.annotations, structured_output=True)

@@ -9,6 +9,7 @@ command -v bwrap >/dev/null || missing+=(bubblewrap)
 { command -v prlimit && command -v setpriv; } >/dev/null || missing+=(util-linux)
 command -v npm  >/dev/null || missing+=(nodejs npm)
 command -v go   >/dev/null || missing+=(golang-go)   # optional: the Go test-runner tests skip without it
+command -v chromium >/dev/null || missing+=(chromium) # the review page's browser test (driven by Playwright)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

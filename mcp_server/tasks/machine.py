@@ -23,7 +23,7 @@ _FORWARD: dict[S, frozenset[S]] = {
     S.PR_OPEN: frozenset({S.CI}),
     S.CI: frozenset({S.REVIEW, S.NEEDS_CHANGES}),
     S.REVIEW: frozenset({S.APPROVED, S.NEEDS_CHANGES, S.REJECTED}),
-    S.APPROVED: frozenset({S.MERGED, S.NEEDS_CHANGES}),
+    S.APPROVED: frozenset({S.MERGED, S.NEEDS_CHANGES, S.REJECTED}),
     S.NEEDS_CHANGES: frozenset({S.CODING, S.REJECTED}),
 }
 

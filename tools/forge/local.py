@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sandbox.host_git import GitError, driver_overrides, run_git
 from sandbox.worktree import COMMITTER
-from tools.forge.base import Merged, MergeMethod, MergeRefused, Published
+from tools.forge.base import ForgeChecks, ForgeReview, Merged, MergeMethod, MergeRefused, Published
 
 
 class LocalForge:
@@ -34,21 +34,32 @@ class LocalForge:
             raise MergeRefused(f"the base branch {branch!r} does not exist in {self.repo}") from exc
 
     def _merge_tree(self, base: str, head: str) -> tuple[str, list[str]]:
-        proc = run_git(self.repo, "merge-tree", "--write-tree", "--name-only", "--no-messages", base, head,
-                       check=False, overrides=driver_overrides(self.repo))  # fmt: skip
-        lines = proc.stdout.splitlines()
-        if proc.returncode not in (0, 1) or not lines:
-            raise MergeRefused(f"git merge-tree failed: {proc.stderr.strip()[:300]}")
-        return lines[0].strip(), sorted({line for line in lines[1:] if line.strip()})
+        return merge_tree(self.repo, base, head)
 
     def conflicts(self, base_branch: str, head_sha: str) -> list[str]:
         return self._merge_tree(self._branch_head(base_branch), head_sha)[1]
+
+    # The local forge has no page of its own: reviews happen in Shipway, CI is LocalCI.
+    def reviews(self, head_branch: str) -> list[ForgeReview]:
+        return []
+
+    def checks(self, head_sha: str) -> ForgeChecks | None:
+        return None
+
+    def comment(self, head_branch: str, text: str) -> None:
+        return None
+
+    def ready(self, head_branch: str) -> None:
+        return None
+
+    def close(self, head_branch: str) -> None:
+        return None
 
     def publish(self, task_id: str, head_branch: str, base_branch: str, title: str, body: str) -> Published:
         self._branch_head(base_branch)  # the record itself lives in the task's event log
         return Published()
 
-    def merge(self, base_branch: str, head_sha: str, message: str) -> Merged:
+    def merge(self, head_branch: str, base_branch: str, head_sha: str, message: str) -> Merged:
         base_sha = self._branch_head(base_branch)
         if self._git("merge-base", base_sha, head_sha).strip() == head_sha:
             raise MergeRefused(f"{base_branch} already contains {head_sha[:12]}; there is nothing to merge")
@@ -80,3 +91,13 @@ class LocalForge:
                 f"{branch} is checked out in {self.repo} and git would not update it: "
                 f"{' '.join(detail[:3])[:400]}; commit or stash the local changes there, then merge again"
             )
+
+
+def merge_tree(repo: Path, base: str, head: str) -> tuple[str, list[str]]:
+    """Merge in memory: the result's tree and the conflicting files (refs and files untouched)."""
+    proc = run_git(repo, "merge-tree", "--write-tree", "--name-only", "--no-messages", base, head,
+                   check=False, overrides=driver_overrides(repo))  # fmt: skip
+    lines = proc.stdout.splitlines()
+    if proc.returncode not in (0, 1) or not lines:
+        raise MergeRefused(f"git merge-tree failed: {proc.stderr.strip()[:300]}")
+    return lines[0].strip(), sorted({line for line in lines[1:] if line.strip()})
