@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from mcp_server.cli_common import deps_for, json_option, person, repo_option
+from mcp_server.reviewers import ReviewerStore
 from mcp_server.tasks.model import TaskState
 from tools.plan import Plan
 
@@ -177,6 +178,46 @@ def review_reject(task_id: str, reviewer: str | None, comment: str, repo: Path |
     show(deps_for(repo).gate.reject_pr(task_id, comment, person(reviewer)), as_json)
 
 
+@click.group("reviewer")
+def reviewer_group() -> None:
+    """Reviewer identities for the review page (`shipway serve --http`, then /review)."""
+
+
+def _reviewers(repo: Path | None) -> ReviewerStore:
+    from mcp_server.app import ensure_state_dir
+    from mcp_server.config import load_settings
+
+    return ReviewerStore(ensure_state_dir(load_settings(repo=repo).state_path))
+
+
+@reviewer_group.command("add")
+@click.argument("name")
+@repo_option
+def reviewer_add(name: str, repo: Path | None) -> None:
+    """Add a reviewer (or give one a new token); prints the token once, keeps only its hash."""
+    token = _reviewers(repo).add(name)
+    click.echo(token)
+    click.echo(f"reviewer {name} added: log in at /review with the token above (it is not stored; keep it safe)",
+               err=True)  # fmt: skip
+
+
+@reviewer_group.command("list")
+@repo_option
+def reviewer_list(repo: Path | None) -> None:
+    """The reviewers who can log in."""
+    for reviewer in _reviewers(repo).all():
+        click.echo(f"{reviewer.name}  added {reviewer.added_at:%Y-%m-%d %H:%M} UTC")
+
+
+@reviewer_group.command("remove")
+@click.argument("name")
+@repo_option
+def reviewer_remove(name: str, repo: Path | None) -> None:
+    """Remove a reviewer; their sessions end at once."""
+    _reviewers(repo).remove(name)
+    click.echo(f"reviewer {name} removed")
+
+
 def register(cli: click.Group) -> None:
-    for group in (plan_group, pr_group, review_group):
+    for group in (plan_group, pr_group, review_group, reviewer_group):
         cli.add_command(group)

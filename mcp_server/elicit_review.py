@@ -17,7 +17,6 @@ No `from __future__ import annotations` here: the SDK evaluates the tool's annot
 `Resolve(ask)` names a function local to `ask_reviewer_tool`.
 """
 
-
 import getpass
 from collections.abc import Callable
 from typing import Annotated, Literal

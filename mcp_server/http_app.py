@@ -1,4 +1,4 @@
-"""Streamable HTTP serving: the MCP endpoint, a health check, the review page, and the token gate.
+"""Streamable HTTP serving: the MCP endpoint, a health check, the review site, and the token gate.
 
 The bearer-token check is a 30-line ASGI middleware written here on purpose: the SDK's auth
 support is an OAuth resource server (it publishes authorization-server metadata and expects an
@@ -15,15 +15,14 @@ from typing import Any
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_server import __version__
 from mcp_server.app import ServerDeps
 from mcp_server.errors import ConfigError
-from mcp_server.review_page import render_task_list
+from mcp_server.review_web import mount_review_site
 
 MCP_PATH = "/mcp"
 REVIEW_PATH = "/review"
@@ -33,13 +32,18 @@ HEALTH_PATH = "/healthz"
 class BearerTokenMiddleware:
     """Refuse every HTTP request without `Authorization: Bearer <token>`, except open paths."""
 
-    def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str] = frozenset({HEALTH_PATH})) -> None:
+    def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str] = frozenset({HEALTH_PATH}),
+                 open_prefixes: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.app = app
         self.expected = b"Bearer " + token.encode()
         self.open_paths = open_paths
+        self.open_prefixes = open_prefixes
+
+    def _open(self, path: str) -> bool:
+        return path in self.open_paths or any(path == p or path.startswith(p + "/") for p in self.open_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.open_paths:
+        if scope["type"] != "http" or self._open(scope["path"]):
             await self.app(scope, receive, send)
             return
         provided = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
@@ -60,15 +64,12 @@ def build_http_app(server: MCPServer, deps: ServerDeps) -> ASGIApp:
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
 
-    @server.custom_route(REVIEW_PATH, methods=["GET"])  # type: ignore[untyped-decorator]
-    async def review(_: Request) -> Response:
-        page = await run_in_threadpool(deps.tasks.page, None, 100)
-        return HTMLResponse(render_task_list(page, repo=str(deps.settings.repo)))
-
+    mount_review_site(server, deps)
     settings = deps.settings
     app: ASGIApp = server.streamable_http_app(streamable_http_path=MCP_PATH, host=settings.host)
     if settings.http_token is not None:
-        app = BearerTokenMiddleware(app, settings.http_token.get_secret_value())
+        # The review site has its own login (reviewer tokens): a browser cannot send the API token.
+        app = BearerTokenMiddleware(app, settings.http_token.get_secret_value(), open_prefixes=(REVIEW_PATH,))
     return app
 
 

@@ -17,6 +17,7 @@ from mcp_server.app import ServerDeps, open_deps
 from mcp_server.client_config import client_snippets
 from mcp_server.config import Settings
 from mcp_server.http_app import MCP_PATH, REVIEW_PATH, bind_socket, build_http_app, serve_http
+from mcp_server.reviewers import ReviewerStore
 from mcp_server.server import create_server
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,15 @@ def base_url(host: str, port: int) -> str:
 def banner(settings: Settings, port: int) -> str:
     root = base_url(settings.host, port)
     token_note = (
-        "\nAuth:       every request needs  Authorization: Bearer $SHIPWAY_HTTP_TOKEN"
+        "\nAuth:       every MCP request needs  Authorization: Bearer $SHIPWAY_HTTP_TOKEN"
         if settings.http_token is not None
         else ""
+    )
+    reviewers = ReviewerStore(settings.state_path).all()
+    review_note = (
+        f"  (log in with a reviewer token; {len(reviewers)} reviewer(s))"
+        if reviewers
+        else "  (no reviewers yet: `shipway reviewer add YOUR_NAME` prints a login token)"
     )
     snippets = client_snippets(
         Path(sys.executable).parent / "shipway",
@@ -78,7 +85,7 @@ def banner(settings: Settings, port: int) -> str:
     return (
         f"Shipway serving {settings.repo} (toolset: {settings.toolset})\n"
         f"MCP URL:    {root}{MCP_PATH}\n"
-        f"Review:     {root}{REVIEW_PATH}{token_note}\n\n"
+        f"Review:     {root}{REVIEW_PATH}{review_note}{token_note}\n\n"
         f"Connect a client (paste one of these):\n\n{snippets}\n\n"
         "Press Ctrl+C to stop."
     )

@@ -12,6 +12,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp_server.app import ensure_state_dir
+from mcp_server.reviewers import ReviewerStore
 from mcp_server.tasks.model import Task
 from tests.helpers.servers import SHIPWAY, http_server
 
@@ -42,13 +44,16 @@ async def test_stdio_subprocess_serves_the_task_tools(repo: Path) -> None:
 
 
 async def test_streamable_http_serves_the_task_tools_health_and_review_page(repo: Path) -> None:
+    reviewer_token = ReviewerStore(ensure_state_dir(repo / ".shipway")).add("carol")
     with http_server(repo) as server:
         async with Client(server.mcp_url) as client:
             task = await _start_and_fetch(client, "<script>alert(1)</script> over HTTP")
         async with httpx2.AsyncClient() as http:
             health = await http.get(f"{server.base_url}/healthz")
-            page = await http.get(f"{server.base_url}/review")
+            anonymous = await http.get(f"{server.base_url}/review")
+            page = await http.get(f"{server.base_url}/review", headers={"Authorization": f"Bearer {reviewer_token}"})
     assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/review/login")
     assert page.status_code == 200 and task.id in page.text
     assert "<script>alert(1)</script>" not in page.text and "&lt;script&gt;" in page.text
 
@@ -57,7 +62,7 @@ async def test_http_with_a_token_refuses_requests_without_it(repo: Path) -> None
     with http_server(repo, env={"SHIPWAY_HTTP_TOKEN": TOKEN}) as server:
         async with httpx2.AsyncClient() as http:
             bare = await http.post(server.mcp_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
-            wrong = await http.get(f"{server.base_url}/review", headers={"Authorization": "Bearer nope"})
+            wrong = await http.get(f"{server.base_url}/mcp", headers={"Authorization": "Bearer nope"})
             health = await http.get(f"{server.base_url}/healthz")
         authed = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"})
         async with authed, Client(streamable_http_client(server.mcp_url, http_client=authed)) as client:
