@@ -275,7 +275,10 @@ class ReviewGate:
         plan = self.plan(task.id).plan
         diff = self.workspaces.diff(task.id)
         files = "\n".join(f"- `{f.path}` ({f.action}, +{f.added} -{f.removed})" for f in diff.files) or "- (none)"
-        runs = [e for e in self.tasks.store.events(task.id) if e.action == "tests_run"]
+        events = self.tasks.store.events(task.id)
+        runs = [e for e in events if e.action == "tests_run"]
+        previews = [e for e in events if e.action in ("preview_started", "preview_ready") and e.payload.get("url")]
+        preview = f"\n\n## Preview\n\n{previews[-1].payload['url']}" if previews else ""
         tests = "(no test run recorded)"
         if runs:
             last = runs[-1].payload
@@ -286,7 +289,8 @@ class ReviewGate:
             tests = f"{last.get('status')}: {counts} ({last.get('selection')}, run {last.get('run_id')})"
         return (
             f"## Request\n\n{task.request}\n\n## Plan\n\n{plan.markdown() if plan else '(no plan)'}\n\n"
-            f"## Change\n\n{diff.edits} edit(s) on `{BRANCH_PREFIX}{task.id}`:\n{files}\n\n## Tests\n\n{tests}\n\n"
+            f"## Change\n\n{diff.edits} edit(s) on `{BRANCH_PREFIX}{task.id}`:\n{files}\n\n"
+            f"## Tests\n\n{tests}{preview}\n\n"
             f"## Audit\n\nTask `{task.id}`, event chain head `{task.head_sha256}` (`shipway task verify {task.id}`)."
         )
 

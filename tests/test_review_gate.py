@@ -631,3 +631,12 @@ def test_a_pr_sent_back_for_changes_can_still_be_rejected(green: ServerDeps) -> 
     green.gate.request_changes(task.id, "please add a test for double()", CAROL)
     pr = green.gate.reject_pr(task.id, "never mind, we do not need it", CAROL)
     assert (pr.state, pr.task_state) == ("closed", TaskState.REJECTED)
+
+
+def test_the_pr_body_links_the_tasks_preview_when_there_is_one(green: ServerDeps) -> None:
+    task = coding(green)
+    edit(green, task, ADD_DOUBLE)
+    green.tasks.store.record(task.id, actor="system:preview", action="preview_started",
+                             payload={"url": "http://127.0.0.1:9123/", "target": "local"})  # fmt: skip
+    pr = open_tested_pr(green, task)
+    assert "## Preview\n\nhttp://127.0.0.1:9123/" in (pr.body or "")
