@@ -69,10 +69,8 @@ class LocalCI:
         self.on_verdict: list[Verdict] = []
 
     def status(self, task_id: str, wait_s: float = 0.0) -> CIStatus:
-        _check_wait(wait_s)
         tasks = self.tests.workspaces.tasks
-        task = _live(tasks.get(task_id))
-        head = self.tests.workspaces.branch_head(task)
+        task, head = _live_head(self.tests, task_id, wait_s)
         done = self._finished(task.id, head)
         if done is not None and task.state == TaskState.CI:
             self._feed(task.id, head, done)  # CI ran on this head before the task waited for it
@@ -220,10 +218,8 @@ class ForgeCI:
         self.on_verdict: list[Verdict] = []
 
     def status(self, task_id: str, wait_s: float = 0.0) -> CIStatus:
-        _check_wait(wait_s)
         tasks = self.tests.workspaces.tasks
-        task = _live(tasks.get(task_id))
-        head = self.tests.workspaces.branch_head(task)
+        task, head = _live_head(self.tests, task_id, wait_s)
         forge = self.forge_for(task)
         deadline = time.monotonic() + wait_s
         checks = forge.checks(head) or ForgeChecks(commit=head, state="pending")
@@ -280,10 +276,13 @@ def _check_wait(wait_s: float) -> None:
         raise UserInputError(f"wait_s must be between 0 and {MAX_WAIT_S:g}, got {wait_s:g}")
 
 
-def _live(task: Task) -> Task:
+def _live_head(tests: TaskTests, task_id: str, wait_s: float) -> tuple[Task, str]:
+    """The live task CI is asked about and its branch's head, after checking `wait_s`."""
+    _check_wait(wait_s)
+    task = tests.workspaces.tasks.get(task_id)
     if task.state in TERMINAL:
         raise UserInputError(f"task {task.id} already ended ({task.state}); CI runs only for live tasks")
-    return task
+    return task, tests.workspaces.branch_head(task)
 
 
 def _checks_summary(checks: ForgeChecks) -> str:
