@@ -277,8 +277,8 @@ class ReviewGate:
         files = "\n".join(f"- `{f.path}` ({f.action}, +{f.added} -{f.removed})" for f in diff.files) or "- (none)"
         events = self.tasks.store.events(task.id)
         runs = [e for e in events if e.action == "tests_run"]
-        previews = [e for e in events if e.action in ("preview_started", "preview_ready") and e.payload.get("url")]
-        preview = f"\n\n## Preview\n\n{previews[-1].payload['url']}" if previews else ""
+        url = live_preview_url(events)
+        preview = f"\n\n## Preview\n\n{url}" if url else ""
         tests = "(no test run recorded)"
         if runs:
             last = runs[-1].payload
@@ -398,6 +398,15 @@ class ReviewGate:
                    "base_branch": task.base_branch}  # fmt: skip
         self._record(task, actor, "pr_merged", payload, S.MERGED)
         return self.pr(task.id)
+
+
+def live_preview_url(events: list[Event]) -> str | None:
+    """The URL of the task's preview while it runs: the newest preview event, if it started one."""
+    previews = [e for e in events if e.action.startswith("preview_")]
+    if previews and previews[-1].action in ("preview_started", "preview_ready"):
+        url = previews[-1].payload.get("url")
+        return str(url) if url else None
+    return None
 
 
 def _ci_on(events: list[Event], head: str) -> Literal["none", "pending", "success", "failure"]:

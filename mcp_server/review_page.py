@@ -229,7 +229,8 @@ def _diff_section(view: TaskView) -> str:
 def _tests_section(view: TaskView) -> str:
     report = view.tests
     if report is None:
-        return '<section id="tests"><h2>Tests</h2><p class="muted">No test run yet.</p></section>'
+        reason = escape(view.problems.get("tests", "No test run yet."))
+        return f'<section id="tests"><h2>Tests</h2><p class="muted">{reason}</p></section>'
     t = report.totals
     cls = {"passed": "ok", "failed": "bad"}.get(report.status, "muted")
     lines = [

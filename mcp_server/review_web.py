@@ -35,6 +35,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from mcp_server.app import ServerDeps
 from mcp_server.errors import UserInputError
+from mcp_server.review_gate import live_preview_url
 from mcp_server.review_page import TaskView, layout, render_login, render_task, render_task_list
 from mcp_server.reviewers import Reviewer, ReviewerStore
 from mcp_server.tasks.machine import TERMINAL
@@ -132,27 +133,28 @@ class ReviewSite:
 
     def gather(self, task_id: str) -> TaskView:
         deps = self.deps
-        task = deps.tasks.get(task_id)
-        view = TaskView(task=task, events=deps.tasks.store.events(task.id))
+        task_id = deps.tasks.get(task_id).id
+        problems: dict[str, str] = {}
+        plan = pr = None
         try:
-            view.plan = deps.gate.plan(task.id)
+            plan = deps.gate.plan(task_id)
         except PAGE_ERRORS as exc:
-            view.problems["plan"] = str(exc)
+            problems["plan"] = str(exc)
         try:
-            view.pr = deps.gate.pr(task.id)
+            pr = deps.gate.pr(task_id)
         except PAGE_ERRORS as exc:
-            view.problems["pr"] = f"The pull request could not be read: {exc}"
+            problems["pr"] = f"The pull request could not be read: {exc}"
+        # Read the task and its log after the PR: reading it may have imported forge reviews.
+        events = deps.tasks.store.events(task_id)
+        view = TaskView(task=deps.tasks.get(task_id), events=events, plan=plan, pr=pr, problems=problems,
+                        preview_url=live_preview_url(events))  # fmt: skip
         self._add_diff(view)
-        runs = [e for e in view.events if e.action == "tests_run" and e.payload.get("run_id")]
+        runs = [e for e in events if e.action == "tests_run" and e.payload.get("run_id")]
         if runs:
             try:
                 view.tests = deps.tests.report(str(runs[-1].payload["run_id"]))
             except PAGE_ERRORS as exc:
                 view.problems["tests"] = str(exc)
-        previews = [e for e in view.events if e.action.startswith("preview_")]
-        if previews and previews[-1].action in ("preview_started", "preview_ready"):
-            view.preview_url = previews[-1].payload.get("url")
-        view.events = deps.tasks.store.events(task.id)  # reading the PR may have imported forge reviews
         return view
 
     def _add_diff(self, view: TaskView) -> None:
@@ -164,10 +166,9 @@ class ReviewSite:
                 return
             head = view.pr.head_sha if view.pr else None
             if head and head != task.base_commit:
-                repo = task.repo
-                out = run_git(Path(repo), "diff", "--no-color", "--no-ext-diff", task.base_commit, head,
-                              overrides=driver_overrides(Path(repo))).stdout  # fmt: skip
-                view.diff = out
+                repo = Path(task.repo)
+                view.diff = run_git(repo, "diff", "--no-color", "--no-ext-diff", task.base_commit, head,
+                                    overrides=driver_overrides(repo)).stdout  # fmt: skip
         except PAGE_ERRORS as exc:
             view.problems["diff"] = f"The diff could not be read: {exc}"
 

@@ -20,6 +20,7 @@ from mcp_server.app import ServerDeps
 from mcp_server.config import load_settings
 from mcp_server.errors import ConfigError
 from mcp_server.review_gate import GateRefused
+from mcp_server.review_web import ReviewSite
 from mcp_server.tasks.model import Task, TaskState
 from tests.helpers.fake_github import FakeGitHub, fake_github  # noqa: F401
 from tests.helpers.gitrepo import git
@@ -307,3 +308,12 @@ def test_github_settings_are_checked_up_front(tmp_path: Path, settings: dict[str
     repo = green_sample(tmp_path / "green")
     with pytest.raises(ConfigError, match=message):
         load_settings(repo=repo, **settings)
+
+
+def test_the_review_page_shows_a_github_approval_it_imported_while_loading(hub: Any) -> None:
+    fake, deps = hub
+    task, head = in_review(fake, deps)
+    approve_on_github(fake, CAROL_TOKEN, github_pull(fake)["number"], head)
+    view = ReviewSite(deps).gather(task.id)
+    assert view.task.state == TaskState.APPROVED and view.pr is not None and view.pr.approved_head == head
+    assert any(e.action == "pr_approved" and e.actor == "human:github:carol" for e in view.events)
