@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcp_server.agent_dispatch import AgentDispatch
+from mcp_server.agent_queue import AgentQueue, SqliteAgentQueue
 from mcp_server.ci import ForgeCI, LocalCI, TaskCI
 from mcp_server.config import Settings
 from mcp_server.review_gate import ReviewGate
@@ -20,6 +22,7 @@ from tools.forge.local import LocalForge
 from tools.search import RepoSearch, choose_embedder
 
 STORE_FILE = "tasks.db"
+QUEUE_FILE = "agent-queue.db"
 INDEX_DIR = "index"
 
 
@@ -34,6 +37,8 @@ class ServerDeps:
     tests: TaskTests
     ci: TaskCI
     gate: ReviewGate
+    queue: AgentQueue
+    dispatch: AgentDispatch
 
 
 def ensure_state_dir(path: Path) -> Path:
@@ -52,6 +57,10 @@ def open_deps(settings: Settings) -> ServerDeps:
     tests = TaskTests(workspaces, settings)
     forge_for = forges(settings)
     ci = TaskCI(LocalCI(tests), ForgeCI(tests, forge_for), settings, forge_for)
+    queue = SqliteAgentQueue(state / QUEUE_FILE)
+    dispatch = AgentDispatch(settings, queue)
+    tasks.on_move.append(dispatch.wake)
+    ci.listen(lambda task_id, green: None if green else dispatch.wake(tasks.get(task_id)))
     return ServerDeps(
         settings=settings,
         tasks=tasks,
@@ -60,6 +69,8 @@ def open_deps(settings: Settings) -> ServerDeps:
         tests=tests,
         ci=ci,
         gate=ReviewGate(tasks, workspaces, ci, settings, forge_for=forge_for),
+        queue=queue,
+        dispatch=dispatch,
     )
 
 

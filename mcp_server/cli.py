@@ -69,14 +69,20 @@ def _read_request(request: str) -> str:
 
 @task.command("start")
 @click.argument("request")
+@click.option("--manual", is_flag=True, help="Only create the task; you drive it with the tools (no agents).")
+@click.option("--wait", is_flag=True, help="Follow the agents until the task waits for a person or ends.")
 @repo_option
 @json_option
-def task_start(request: str, repo: Path | None, as_json: bool) -> None:
-    """Start a task for REQUEST (use - to read it from stdin)."""
+def task_start(request: str, manual: bool, wait: bool, repo: Path | None, as_json: bool) -> None:
+    """Start a task for REQUEST (- reads it from stdin); Shipway's agents take it from there."""
+    from mcp_server.cli_agents import follow
     from mcp_server.cli_format import task_text
 
     deps = deps_for(repo)
-    emit(deps.tasks.start(_read_request(request), cli_actor()), as_json, task_text)
+    task = deps.tasks.start(_read_request(request), cli_actor(), autonomous=not manual)
+    emit(task, as_json, task_text)
+    if wait and not manual:
+        sys.exit(follow(deps, task.id, until_waiting=True))
 
 
 @task.command("list")
@@ -108,13 +114,18 @@ def task_show(task_id: str, repo: Path | None, as_json: bool) -> None:
 @click.argument("task_id")
 @click.option("--after", "after_seq", type=int, default=0, help="Only events after this sequence number.")
 @click.option("--limit", type=int, default=200, show_default=True)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events until the task ends (Ctrl-C stops).")
 @repo_option
 @json_option
-def task_log(task_id: str, after_seq: int, limit: int, repo: Path | None, as_json: bool) -> None:
+def task_log(task_id: str, after_seq: int, limit: int, follow: bool, repo: Path | None, as_json: bool) -> None:
     """Show a task's audit log."""
+    from mcp_server.cli_agents import follow as follow_log
     from mcp_server.cli_format import log_text
 
-    emit(deps_for(repo).tasks.log(task_id, after_seq, limit), as_json, log_text)
+    deps = deps_for(repo)
+    if follow:
+        sys.exit(follow_log(deps, task_id, after_seq=after_seq, as_json=as_json))
+    emit(deps.tasks.log(task_id, after_seq, limit), as_json, log_text)
 
 
 @task.command("abort")
@@ -300,12 +311,14 @@ def sandbox_exec(
     sys.exit(result.exit_code)
 
 
-from mcp_server.cli_review import register as register_review  # noqa: E402 - they use the helpers above
+from mcp_server.cli_agents import register as register_agents  # noqa: E402 - they use the helpers above
+from mcp_server.cli_review import register as register_review  # noqa: E402
 from mcp_server.cli_tests import ci_group, test_group  # noqa: E402
 
 cli.add_command(test_group)
 cli.add_command(ci_group)
 register_review(cli)
+register_agents(cli, task)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, computed_field
 from mcp_server.ci import CIStatus
 from mcp_server.review_gate import PlanView, PullRequest
 from mcp_server.tasks.chain import ChainReport
-from mcp_server.tasks.model import Task
+from mcp_server.tasks.model import Event, Task
 from mcp_server.tasks.service import TaskLog, TaskPage
 from tools.edits.report import EditReport
 from tools.search import IndexReport, SearchReport
@@ -65,13 +65,32 @@ def page_text(page: TaskPage) -> str:
     return "\n".join(rows)
 
 
+def event_line(e: Event) -> str:
+    """One event as a line: when, who, what, the move, and for agent work what it did and cost."""
+    move = f"{e.from_state or ''} -> {e.to_state}" if e.from_state != e.to_state else str(e.to_state)
+    line = f"{e.seq:>4}  {e.at.strftime(_TIME)}  {safe(e.actor):<20} {safe(e.action):<12} {move}  {e.sha256[:12]}"
+    detail = _event_detail(e)
+    return f"{line}  {safe(detail)}" if detail else line
+
+
+def _event_detail(e: Event) -> str:
+    p = e.payload
+    if e.action == "agent_step":
+        calls = ", ".join(f"{c['name']}{'' if c['ok'] else ' (failed)'}" for c in p.get("calls", [])) or "answered"
+        usage = p.get("usage", {})
+        tokens = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+        cost = f", ${p['cost_usd']:.4f}" if p.get("cost_usd") else ""
+        return f"round {p.get('round')} step {p.get('step')}: {calls} ({tokens:,} tokens{cost})"
+    if e.action in ("agent_round_started", "agent_round_finished"):
+        return f"{p.get('agent')} round {p.get('round')}: {p.get('reason') or p.get('outcome')}"
+    for key in ("reason", "error", "comment", "summary"):
+        if isinstance(p.get(key), str) and p[key]:
+            return str(p[key]).splitlines()[0][:160]
+    return ""
+
+
 def log_text(log: TaskLog) -> str:
-    rows = []
-    for e in log.events:
-        move = f"{e.from_state or ''} -> {e.to_state}" if e.from_state != e.to_state else str(e.to_state)
-        rows.append(
-            f"{e.seq:>4}  {e.at.strftime(_TIME)}  {safe(e.actor):<20} {safe(e.action):<12} {move}  {e.sha256[:12]}"
-        )
+    rows = [event_line(e) for e in log.events]
     status = "chain ok" if log.chain.ok else f"CHAIN BROKEN: {safe(log.chain.problem or '')}"
     rows.append(f"{log.total} events; {status}")
     return "\n".join(rows)

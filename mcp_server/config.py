@@ -100,6 +100,32 @@ class Settings(BaseSettings):
     forbid_self_approval: bool = Field(
         default=False, description="The person who started a task may not approve its plan or PR"
     )
+    plan_review: Literal["require", "auto"] = Field(
+        default="require", description="Plans wait for a person (require), or are approved by policy (auto)"
+    )
+    model: str | None = Field(default=None, description="Chat model the agents use, e.g. gpt-4.1 or qwen2.5-coder")
+    model_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL (Ollama, vLLM, llama.cpp, Azure); default OpenAI's"
+    )
+    model_api_key: SecretStr | None = None
+    model_timeout_s: float = Field(default=120.0, gt=0, le=3600, description="Time limit of one model call")
+    model_max_retries: int = Field(default=3, ge=0, le=10, description="Retries on 429, 5xx and timeouts")
+    model_script: Path | None = Field(
+        default=None, description="Replay a ScriptedChatModel script instead of calling a model (tests, demo)"
+    )
+    model_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description='USD per million input and output tokens: {"model": [in, out]}'
+    )
+    agent_max_steps: int = Field(default=80, ge=1, le=10_000, description="Model calls per task")
+    agent_max_wall_s: float = Field(default=3_600.0, gt=0, description="Seconds of agent work per task")
+    agent_max_tokens: int = Field(default=2_000_000, ge=1, description="Tokens (input + output) per task")
+    agent_max_cost_usd: float | None = Field(default=None, gt=0, description="USD per task (needs model_prices)")
+    agent_ci_retries: int = Field(default=2, ge=0, le=20, description="Attempts to fix a red CI")
+    agent_review_rounds: int = Field(default=3, ge=0, le=20, description="Rounds answering 'request changes'")
+    agent_launch: Literal["spawn", "external"] = Field(
+        default="spawn",
+        description="Queued agent work: start a worker process (spawn), or leave it to `shipway worker`",
+    )
     embedder: Literal["auto", "minilm", "openai", "none"] = Field(
         default="auto", description="Semantic search model; auto: the local MiniLM when installed, else none"
     )
@@ -145,6 +171,24 @@ class Settings(BaseSettings):
             if url and not _safe_url(url):
                 raise ValueError(f"{name} must be an https:// URL (plain http only on loopback), got {url!r}")
         return self
+
+    @model_validator(mode="after")
+    def _model_key_travels_safely(self) -> Settings:
+        if self.model_base_url and self.model_api_key and not _safe_url(self.model_base_url):
+            raise ValueError(
+                f"model_base_url must be https:// to carry SHIPWAY_MODEL_API_KEY (plain http only on loopback), "
+                f"got {self.model_base_url!r}"
+            )
+        if self.agent_max_cost_usd is not None and self.model and self.model not in self.model_prices:
+            raise ValueError(
+                f"agent_max_cost_usd needs the price of {self.model!r}: set SHIPWAY_MODEL_PRICES, e.g. "
+                f"'{{\"{self.model}\": [2.0, 8.0]}}' (USD per million input and output tokens)"
+            )
+        return self
+
+    @property
+    def agents_configured(self) -> bool:
+        return bool(self.model or self.model_script)
 
     @property
     def forge_ci(self) -> bool:

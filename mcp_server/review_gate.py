@@ -165,8 +165,12 @@ class ReviewGate:
         if task.state != S.PLANNING:
             raise UserInputError(f"task {task.id} is {task.state}; a plan can be proposed while it is requested or "
                                  "planning (after a reviewer rejected the last one)")  # fmt: skip
-        self._record(task, actor, "plan_proposed", {"plan": plan.model_dump(), "plan_sha256": plan.sha256()},
-                     S.PLAN_REVIEW)  # fmt: skip
+        task = self._record(task, actor, "plan_proposed", {"plan": plan.model_dump(), "plan_sha256": plan.sha256()},
+                            S.PLAN_REVIEW)  # fmt: skip
+        if self.settings.plan_review == "auto":
+            self._record(task, Actor(kind="system", name="plan-policy"), "plan_approved",
+                         {"plan": plan.model_dump(), "plan_sha256": plan.sha256(),
+                          "comment": "approved by policy (SHIPWAY_PLAN_REVIEW=auto)"}, S.CODING)  # fmt: skip
         return self.plan(task.id)
 
     def plan(self, task_id: str) -> PlanView:

@@ -107,9 +107,10 @@ def task_tools(tasks: TaskService, actor: Actor) -> list[ToolSpec]:
     def start_task(
         request: Annotated[str, Field(description="What should change, in plain words")],
         repo: Annotated[str | None, Field(description="Absolute repository path; default: the served repo")] = None,
+        autonomous: Annotated[bool, Field(description="Shipway's own agents do the work; default: you do")] = False,
     ) -> Task:
         """Start a task for a change request; returns the task and its id."""
-        return tasks.start(request, actor, repo)
+        return tasks.start(request, actor, repo, autonomous)
 
     def list_tasks(
         state: TaskState | None = None,
@@ -357,8 +358,11 @@ def search_tools(search: RepoSearch, actor: Actor) -> list[ToolSpec]:
     ]
 
 
-def create_server(deps: ServerDeps, toolset: Toolset | None = None) -> MCPServer:
-    """An MCPServer serving `toolset` (default: the one in settings) over `deps`."""
+def create_server(deps: ServerDeps, toolset: Toolset | None = None, actor: Actor | None = None) -> MCPServer:
+    """An MCPServer serving `toolset` (default: the one in settings) over `deps`, acting as `actor`.
+
+    `actor` defaults to the toolset's (see actor_for); Shipway's own worker passes `agent:shipway`.
+    """
     chosen = toolset or deps.settings.toolset
     server = ShipwayServer(
         "shipway",
@@ -367,7 +371,10 @@ def create_server(deps: ServerDeps, toolset: Toolset | None = None) -> MCPServer
         instructions=INSTRUCTIONS,
         log_level=deps.settings.log_level,
     )
-    actor = actor_for(chosen)
+    if actor is None:
+        actor = actor_for(chosen)
+    elif chosen == "agent" and actor.kind != "agent":
+        raise ValueError("the agent toolset acts as an agent")
     specs = (
         task_tools(deps.tasks, actor)
         + sandbox_tools(deps.workspaces, actor, deps.settings.command_timeout_s)

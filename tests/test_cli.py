@@ -22,7 +22,7 @@ def test_version() -> None:
 
 
 def test_a_task_round_trip_with_json_output(repo: Path) -> None:
-    started = shipway("task", "start", "Add a --verbose flag", "--repo", str(repo), "--json")
+    started = shipway("task", "start", "--manual", "Add a --verbose flag", "--repo", str(repo), "--json")
     assert started.returncode == 0, started.stderr
     task = json.loads(started.stdout)
     assert task["state"] == "requested" and task["created_by"].startswith("human:")
@@ -44,7 +44,7 @@ def test_a_task_round_trip_with_json_output(repo: Path) -> None:
 
 
 def test_the_repo_defaults_to_the_current_directory_and_requests_can_come_from_stdin(repo: Path) -> None:
-    started = shipway("task", "start", "-", "--json", stdin="From stdin\nwith details\n", cwd=repo)
+    started = shipway("task", "start", "--manual", "-", "--json", stdin="From stdin\nwith details\n", cwd=repo)
     assert started.returncode == 0, started.stderr
     assert json.loads(started.stdout)["request"] == "From stdin\nwith details"
     text = shipway("task", "list", cwd=repo).stdout
@@ -62,9 +62,9 @@ def _one_line_error(proc: subprocess.CompletedProcess[str], code: int, *fragment
 
 def test_errors_are_one_line_with_a_nonzero_exit(repo: Path, tmp_path: Path) -> None:
     _one_line_error(shipway("task", "show", "ffff", "--repo", str(repo)), 1, "no task 'ffff'")
-    _one_line_error(shipway("task", "start", "x", "--repo", str(tmp_path)), 1, "not inside a git repository")
+    _one_line_error(shipway("task", "start", "--manual", "x", "--repo", str(tmp_path)), 1, "not inside a git repository")
     assert not (tmp_path / ".shipway").exists()
-    _one_line_error(shipway("task", "start", "-", "--repo", str(repo), stdin="y" * 20_001), 1, "limit is 20,000")
+    _one_line_error(shipway("task", "start", "--manual", "-", "--repo", str(repo), stdin="y" * 20_001), 1, "limit is 20,000")
     _one_line_error(shipway("task", "frobnicate"), 2, "No such command", "--help")
     _one_line_error(shipway("task", "verify", "--repo", str(repo)), 2, "TASK_ID or --all")
     _one_line_error(shipway("task", "list", "--state", "done", "--repo", str(repo)), 2, "state")
@@ -72,7 +72,7 @@ def test_errors_are_one_line_with_a_nonzero_exit(repo: Path, tmp_path: Path) -> 
 
 
 def test_verify_exits_1_and_names_the_broken_event(repo: Path) -> None:
-    task = json.loads(shipway("task", "start", "change", "--repo", str(repo), "--json").stdout)
+    task = json.loads(shipway("task", "start", "--manual", "change", "--repo", str(repo), "--json").stdout)
     shipway("task", "abort", task["id"], "--reason", "stop", "--repo", str(repo))
     with sqlite3.connect(repo / ".shipway" / "tasks.db") as conn:
         (data,) = conn.execute("SELECT data FROM events WHERE seq = 2").fetchone()
@@ -100,14 +100,14 @@ def test_the_sample_repository_from_examples_takes_a_task_as_its_readme_says(tmp
     git(sample, "init", "-q")
     git(sample, "add", ".")
     git(sample, "commit", "-qm", "sample")
-    proc = shipway("task", "start", "Add a --shout flag", "--repo", str(sample), "--json")
+    proc = shipway("task", "start", "--manual", "Add a --shout flag", "--repo", str(sample), "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["repo"] == str(sample.resolve())
 
 
 def test_terminal_control_sequences_in_requests_are_shown_escaped_not_executed(repo: Path) -> None:
     hostile = "Fix it\x1b[2J\x1b]0;pwned\x07 now\nsecond line\twith tab"
-    started = shipway("task", "start", "-", "--repo", str(repo), "--json", stdin=hostile)
+    started = shipway("task", "start", "--manual", "-", "--repo", str(repo), "--json", stdin=hostile)
     task_id = json.loads(started.stdout)["id"]
     for args in (("task", "list"), ("task", "show", task_id)):
         out = shipway(*args, "--repo", str(repo)).stdout

@@ -253,7 +253,7 @@ def test_diff_apply_reads_the_patch_from_stdin_and_reports_a_missing_directory(t
 
 
 def test_diff_commands_on_a_task(app_repo: Path, tmp_path: Path) -> None:
-    started = shipway("task", "start", "edit from the cli", "--json", cwd=app_repo)
+    started = shipway("task", "start", "--manual", "edit from the cli", "--json", cwd=app_repo)
     task_id = json.loads(started.stdout)["id"]
     patch = tmp_path / "p.diff"
     patch.write_text(PATCH, encoding="utf-8")

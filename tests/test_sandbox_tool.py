@@ -98,7 +98,7 @@ def test_sandbox_exec_runs_over_a_throwaway_worktree_and_exits_with_the_commands
 
 @needs_bwrap
 def test_sandbox_exec_on_a_task_uses_its_worktree(repo: Path) -> None:
-    task = json.loads(shipway("task", "start", "x", "--repo", str(repo), "--json").stdout)
+    task = json.loads(shipway("task", "start", "--manual", "x", "--repo", str(repo), "--json").stdout)
     shipway("sandbox", "exec", "--repo", str(repo), "--task", task["id"], "--", "sh", "-c", "echo 1 > mark")
     shown = shipway("sandbox", "exec", "--repo", str(repo), "--task", task["id"][:6], "--", "cat", "mark")
     assert shown.returncode == 0 and shown.stdout == "1\n"
@@ -120,7 +120,7 @@ def test_without_bubblewrap_the_cli_fails_in_one_line_and_the_task_tools_still_w
     env = {"PATH": str(bin_dir)}
     proc = shipway("sandbox", "exec", "--repo", str(repo), "--", "true", env=env)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "apt-get install bubblewrap" in proc.stderr
-    assert shipway("task", "start", "still works", "--repo", str(repo), env=env).returncode == 0
+    assert shipway("task", "start", "--manual", "still works", "--repo", str(repo), env=env).returncode == 0
 
 
 def test_unsafe_mode_runs_unsandboxed_and_every_result_says_so(repo: Path, alice: Actor) -> None:

@@ -64,6 +64,7 @@ class TaskSummary(BaseModel):
     created_at: datetime
     updated_at: datetime
     reason: str | None = Field(default=None, description="Why the task ended, for failed/aborted/rejected")
+    autonomous: bool = Field(default=False, description="Shipway's own agents drive it (else the caller's agent)")
 
 
 class Task(TaskSummary):

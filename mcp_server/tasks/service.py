@@ -26,6 +26,12 @@ MAX_REASON_CHARS = 2_000
 MAX_PAGE = 200
 TITLE_CHARS = 80
 _ID_RE = re.compile(TASK_ID_PATTERN)
+NO_MODEL = (
+    "no model is configured for Shipway's agents, so an autonomous task cannot start. Either set SHIPWAY_MODEL "
+    "(plus SHIPWAY_MODEL_BASE_URL and SHIPWAY_MODEL_API_KEY for a server other than OpenAI; see docs/agents.md), "
+    "or drive the task from your MCP client's own agent: start_task with autonomous=false, then search_repo, "
+    "propose_plan, apply_edit, run_tests and open_pr (`shipway task start --manual` from the CLI)"
+)
 _LIST_HINT = "list_tasks (or `shipway task list`) shows the ids of existing tasks"
 
 
@@ -71,6 +77,8 @@ class TaskService:
         self.settings = settings
         self.on_end: list[Callable[[Task], None]] = []
         """Called after a task reaches a final state (e.g. to remove its worktree)."""
+        self.on_move: list[Callable[[Task], None]] = []
+        """Called after a task is created or moved through `record` (e.g. to wake its agents)."""
 
     def resolve_id(self, task_id: str) -> str:
         """The full id for `task_id` or a unique prefix of it (at least 4 characters)."""
@@ -112,7 +120,9 @@ class TaskService:
         base_branch = self.settings.base_branch if info.root == self.settings.repo else None
         return info.root, base_branch or info.branch, info.head_commit
 
-    def start(self, request: str, actor: Actor, repo: str | None = None) -> Task:
+    def start(self, request: str, actor: Actor, repo: str | None = None, autonomous: bool = False) -> Task:
+        if autonomous and not self.settings.agents_configured:
+            raise UserInputError(NO_MODEL)
         text = _check_text(
             "request",
             request,
@@ -129,20 +139,25 @@ class TaskService:
             base_branch=base_branch,
             base_commit=base_commit,
             state=TaskState.REQUESTED,
+            autonomous=autonomous,
             created_by=str(actor),
             created_at=now,
             updated_at=now,
             version=0,
             head_sha256="",
         )
-        payload = {"request": text, "repo": str(root), "base_branch": base_branch, "base_commit": base_commit}
+        payload = {"request": text, "repo": str(root), "base_branch": base_branch, "base_commit": base_commit,
+                   "autonomous": autonomous}  # fmt: skip
         try:
-            return self.store.create(task, actor=str(actor), payload=payload)
+            created = self.store.create(task, actor=str(actor), payload=payload)
         except StoreError:
             # A 48-bit id collision is vanishingly rare; one retry with a fresh id settles it.
-            return self.store.create(
+            created = self.store.create(
                 task.model_copy(update={"id": secrets.token_hex(6)}), actor=str(actor), payload=payload
             )
+        for callback in self.on_move:
+            callback(created)
+        return created
 
     def get(self, task_id: str) -> Task:
         return self.store.get(self.resolve_id(task_id))
@@ -166,6 +181,9 @@ class TaskService:
                                        reason=reason)  # fmt: skip
         if to_state in TERMINAL:
             for callback in self.on_end:
+                callback(updated)
+        if to_state is not None:
+            for callback in self.on_move:
                 callback(updated)
         return updated
 

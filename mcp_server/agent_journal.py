@@ -1,0 +1,99 @@
+"""`TaskJournal`: the agents' journal kept in the task's own event log, plus transcript files.
+
+Each round is an `agent_round_started` event, each completed step an `agent_step` event (model,
+tokens, cost, seconds, which tools it called and whether they worked) and each end an
+`agent_round_finished` event, all hash-chained with the rest of the task. The conversation
+itself (prompts, tool results) is too big for the log: it goes to
+`<state>/agent-runs/<task>/round-<n>.jsonl`, one line per step, and each step's event carries
+the sha256 of its line, so the log vouches for the transcript it resumes from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from agents.budget import Spend
+from agents.chat import Message, Usage
+from agents.loop import RoundInfo, StepRecord
+from mcp_server.errors import UserInputError
+from mcp_server.tasks.model import Actor
+from mcp_server.tasks.service import TaskService
+
+RUNS_DIR = "agent-runs"
+
+
+class TaskJournal:
+    def __init__(self, tasks: TaskService, task_id: str, state_dir: Path) -> None:
+        self.tasks = tasks
+        self.task_id = task_id
+        self.dir = state_dir / RUNS_DIR / task_id
+
+    def _events(self, *actions: str) -> list[dict[str, Any]]:
+        return [e.payload for e in self.tasks.store.events(self.task_id) if e.action in actions]
+
+    def spend(self) -> Spend:
+        spend = Spend()
+        for step in self._events("agent_step"):
+            spend.add(Usage.model_validate(step["usage"]), float(step["cost_usd"]), float(step["wall_s"]))
+        return spend
+
+    def rounds(self, agent: str) -> list[RoundInfo]:
+        found: dict[int, RoundInfo] = {}
+        for payload in self._events("agent_round_started", "agent_round_finished"):
+            if payload["agent"] != agent:
+                continue
+            number = int(payload["round"])
+            if "outcome" in payload and number in found:
+                found[number] = found[number].model_copy(update={"outcome": payload["outcome"]})
+            elif "reason" in payload:
+                found[number] = RoundInfo(number=number, agent=agent, reason=payload["reason"])
+        return list(found.values())
+
+    def _file(self, round_no: int) -> Path:
+        return self.dir / f"round-{round_no}.jsonl"
+
+    def conversation(self, round_no: int) -> list[Message]:
+        """The round's messages, each line checked against the hash its event recorded."""
+        expected = [p["sha256"] for p in self._events("agent_round_started", "agent_step") if p["round"] == round_no]
+        lines = self._file(round_no).read_bytes().splitlines() if self._file(round_no).exists() else []
+        messages: list[Message] = []
+        for n, sha in enumerate(expected):
+            if n >= len(lines) or hashlib.sha256(lines[n]).hexdigest() != sha:
+                where = self._file(round_no)
+                raise UserInputError(f"the transcript of round {round_no} of task {self.task_id} is missing or was "
+                                     f"changed at line {n + 1}; it cannot be resumed ({where})")  # fmt: skip
+            messages.extend(json.loads(lines[n]))
+        if len(lines) > len(expected):  # written by a step that crashed before its event: not part of the round
+            self._file(round_no).write_bytes(b"".join(line + b"\n" for line in lines[: len(expected)]))
+        return messages
+
+    def _append(self, round_no: int, messages: list[Message]) -> str:
+        line = json.dumps(messages, separators=(",", ":"), ensure_ascii=False).encode()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self._file(round_no).open("ab") as out:
+            out.write(line + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        return hashlib.sha256(line).hexdigest()
+
+    def open_round(self, agent: str, reason: str, messages: list[Message]) -> int:
+        number = len(self._events("agent_round_started")) + 1
+        self._file(number).unlink(missing_ok=True)  # a line written by a run that crashed before its event
+        sha = self._append(number, messages)
+        self.tasks.record(self.task_id, Actor(kind="agent", name=agent), "agent_round_started",
+                          {"agent": agent, "round": number, "reason": reason, "sha256": sha})  # fmt: skip
+        return number
+
+    def step(self, record: StepRecord) -> None:
+        sha = self._append(record.round, record.messages)
+        payload = record.model_dump(exclude={"messages"}) | {"sha256": sha}
+        self.tasks.record(self.task_id, Actor(kind="agent", name=record.agent), "agent_step", payload)
+
+    def close_round(self, round_no: int, outcome: str) -> None:
+        agent = next(p["agent"] for p in self._events("agent_round_started") if p["round"] == round_no)
+        self.tasks.record(self.task_id, Actor(kind="agent", name=agent), "agent_round_finished",
+                          {"agent": agent, "round": round_no, "outcome": outcome})  # fmt: skip

@@ -1,0 +1,172 @@
+"""`Worker`: runs Shipway's planner and coder on queued tasks (`shipway worker`, `task continue`).
+
+The worker holds a task's lease while the driver (agents/driver.py) advances it, through an
+in-process MCP session on the agent toolset, acting as `agent:shipway`: every call meets the
+same tools and gates as an editor's agent. When the driver stops, the worker writes down why:
+- waiting for a person: `agent_waiting` with what the person should do;
+- a budget used up, or the agents gave up: the task fails with that reason;
+- the model endpoint failed: `agent_paused`, the task stays where it is, and
+  `shipway task continue ID` resumes it from its last completed step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from mcp import Client
+
+from agents.budget import Budget, BudgetExceeded
+from agents.chat import ChatModel, ModelError
+from agents.driver import ALL_TOOLS, AgentGaveUp, Driver, DriverLimits, Outcome
+from agents.loop import AgentContext
+from agents.openai_model import OpenAIChatModel
+from agents.scripted import ScriptedChatModel
+from agents.toolbox import Toolbox
+from mcp_server.agent_dispatch import AGENT_STATES
+from mcp_server.agent_journal import TaskJournal
+from mcp_server.app import ServerDeps
+from mcp_server.config import Settings
+from mcp_server.errors import UserInputError
+from mcp_server.server import create_server
+from mcp_server.tasks.machine import TERMINAL
+from mcp_server.tasks.model import Actor, TaskState
+from mcp_server.tasks.service import NO_MODEL
+
+log = logging.getLogger(__name__)
+LEASE_S = 60.0
+AGENT = Actor(kind="agent", name="shipway")
+SYSTEM = Actor(kind="system", name="agents")
+
+
+def build_model(settings: Settings) -> ChatModel:
+    if settings.model_script is not None:
+        return ScriptedChatModel.from_file(settings.model_script)
+    if not settings.model:
+        raise UserInputError(NO_MODEL)
+    key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
+    return OpenAIChatModel(settings.model, base_url=settings.model_base_url, api_key=key,
+                           timeout_s=settings.model_timeout_s, max_retries=settings.model_max_retries)  # fmt: skip
+
+
+def budget_of(settings: Settings) -> Budget:
+    return Budget(max_steps=settings.agent_max_steps, max_wall_s=settings.agent_max_wall_s,
+                  max_tokens=settings.agent_max_tokens, max_cost_usd=settings.agent_max_cost_usd)  # fmt: skip
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Worker:
+    def __init__(self, deps: ServerDeps, model: ChatModel, name: str | None = None) -> None:
+        self.deps = deps
+        self.model = model
+        self.name = name or worker_name()
+        self.limits = DriverLimits(ci_retries=deps.settings.agent_ci_retries,
+                                   review_rounds=deps.settings.agent_review_rounds)  # fmt: skip
+
+    async def run_queued(self, task_id: str | None = None) -> list[Outcome]:
+        """Claim and run queued tasks (only `task_id`, if given) until none is left; their outcomes."""
+        outcomes = []
+        while (claimed := self.deps.queue.claim(self.name, LEASE_S, task_id)) is not None:
+            while True:
+                async with self._leased(claimed):
+                    outcome = await self.run(claimed)
+                outcomes.append(outcome)
+                # Woken while it ran, by a decision the run did not see (a plan approved as it stopped)?
+                needed = outcome.status == "waiting" and self.deps.tasks.get(claimed).state in AGENT_STATES
+                if not self.deps.queue.release(claimed, self.name, keep=needed):
+                    break
+                if self.deps.queue.claim(self.name, LEASE_S, claimed) is None:
+                    break
+        return outcomes
+
+    async def serve(self, poll_s: float = 2.0) -> None:
+        """Run queued tasks as they come, until cancelled."""
+        while True:
+            if not await self.run_queued():
+                await anyio.sleep(poll_s)
+
+    @asynccontextmanager
+    async def _leased(self, task_id: str) -> AsyncIterator[None]:
+        async def renew() -> None:
+            while True:
+                await anyio.sleep(LEASE_S / 3)
+                self.deps.queue.renew(task_id, self.name, LEASE_S)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(renew)
+            try:
+                yield
+            finally:
+                group.cancel_scope.cancel()
+
+    async def run(self, task_id: str) -> Outcome:
+        """Advance one task (already claimed) as far as the agents can, and record why it stopped."""
+        tasks = self.deps.tasks
+        task = tasks.get(task_id)
+        if task.state in TERMINAL:
+            return Outcome(status="finished", state=task.state, reason=task.reason or f"the task is {task.state}")
+        journal = TaskJournal(tasks, task.id, self.deps.settings.state_path)
+        async with Client(create_server(self.deps, "agent", actor=AGENT)) as client:
+            toolbox = await Toolbox.open(client, ALL_TOOLS, {"task_id": task.id})
+            ctx = AgentContext(self.model, toolbox, journal, budget_of(self.deps.settings),
+                               self.deps.settings.model_prices)  # fmt: skip
+            try:
+                outcome = await Driver(ctx, self.limits).run()
+            except (BudgetExceeded, AgentGaveUp) as exc:
+                return self._fail(task.id, str(exc))
+            except ModelError as exc:
+                tasks.record(task.id, SYSTEM, "agent_paused", {"reason": str(exc), "retryable": exc.retryable})
+                state = tasks.get(task.id).state
+                return Outcome(status="paused", state=state, reason=f"{exc}; `shipway task continue {task.id}` "
+                               "resumes from the last completed step")  # fmt: skip
+            except BaseException as exc:
+                log.exception("the agents crashed on task %s", task.id)
+                tasks.record(task.id, SYSTEM, "agent_crashed", {"error": f"{type(exc).__name__}: {exc}"[:1_000]})
+                raise
+        if outcome.status == "waiting":
+            tasks.record(task.id, SYSTEM, "agent_waiting", {"reason": outcome.reason})
+        return outcome
+
+    def _fail(self, task_id: str, reason: str) -> Outcome:
+        task = self.deps.tasks.get(task_id)
+        if task.state not in TERMINAL:
+            self.deps.tasks.record(task_id, SYSTEM, "failed", {"reason": reason}, TaskState.FAILED, reason=reason)
+        return Outcome(status="failed", state=TaskState.FAILED, reason=reason)
+
+
+def take_over(deps: ServerDeps, task_id: str) -> str:
+    """Queue an autonomous task again after a crash; refused while a live worker holds it. Its full id."""
+    task = deps.tasks.get(task_id)
+    if not task.autonomous:
+        raise UserInputError(f"task {task.id} is driven by an MCP client's agent, not by Shipway's; carry on with "
+                             "the tools (get_task shows where it stands)")  # fmt: skip
+    if task.state in TERMINAL:
+        raise UserInputError(f"task {task.id} already ended ({task.state}); start a new one")
+    lease = deps.queue.lease(task.id)
+    if lease is not None and lease.live():
+        host, _, pid = (lease.worker or "").rpartition(":")
+        if host != socket.gethostname() or _alive(int(pid or 0)):
+            raise UserInputError(f"worker {lease.worker} is running task {task.id}; wait for it (`shipway task log "
+                                 f"{task.id} --follow`), or stop it and run this again")  # fmt: skip
+        deps.queue.expire(task.id)
+    deps.queue.put(task.id)
+    return task.id
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,103 @@
+"""`shipway worker`, `shipway task continue`, and following a task's progress (`task log --follow`).
+
+Exit codes of a follow: 0 when the task waits for a person or merged; 1 when it failed, was
+rejected or aborted, or its agents paused or crashed (the last line says why and what to do).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import click
+
+from mcp_server.agent_dispatch import AGENT_STATES, launch_worker
+from mcp_server.agent_journal import RUNS_DIR
+from mcp_server.app import ServerDeps
+from mcp_server.cli_common import deps_for, repo_option
+from mcp_server.cli_format import event_line, safe
+from mcp_server.tasks.machine import TERMINAL
+from mcp_server.tasks.model import TaskState
+
+POLL_S = 0.5
+SILENT_WORKER_S = 20.0
+STOPPED = ("agent_paused", "agent_crashed")
+
+
+def follow(deps: ServerDeps, task_id: str, *, after_seq: int = 0, until_waiting: bool = False,
+           as_json: bool = False) -> int:  # fmt: skip
+    """Print the task's events as they come; the exit code says how it stopped."""
+    tid = deps.tasks.resolve_id(task_id)
+    seen, quiet_since = after_seq, time.monotonic()
+    try:
+        while True:
+            events = deps.tasks.store.events(tid, after_seq=seen)
+            for event in events:
+                click.echo(event.model_dump_json() if as_json else event_line(event))
+                seen = event.seq
+            now = time.monotonic()
+            quiet_since = now if events else quiet_since
+            task = deps.tasks.get(tid)
+            if task.state in TERMINAL:
+                return 0 if task.state == TaskState.MERGED else 1
+            last = deps.tasks.store.events(tid, after_seq=max(0, seen - 1))
+            action = last[-1].action if last else ""
+            if until_waiting and action == "agent_waiting":
+                return 0
+            if until_waiting and action in STOPPED:
+                return 1
+            if until_waiting and now - quiet_since > SILENT_WORKER_S and _orphaned(deps, tid):
+                log = deps.settings.state_path / RUNS_DIR / tid / "worker.log"
+                click.echo(f"shipway: error: no worker is running task {tid} (see {log}); "
+                           f"`shipway task continue {tid}` runs it", err=True)  # fmt: skip
+                return 1
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _orphaned(deps: ServerDeps, task_id: str) -> bool:
+    task = deps.tasks.get(task_id)
+    lease = deps.queue.lease(task_id)
+    return task.state in AGENT_STATES and (lease is None or not lease.live())
+
+
+def register(cli: click.Group, task: click.Group) -> None:
+    @task.command("continue")
+    @click.argument("task_id")
+    @click.option("--wait", is_flag=True, help="Follow the agents until the task waits for a person or ends.")
+    @repo_option
+    def task_continue(task_id: str, wait: bool, repo: Path | None) -> None:
+        """Resume an autonomous task after a crash or a pause, from its last completed step."""
+        from mcp_server.agent_worker import take_over
+
+        deps = deps_for(repo)
+        tid = take_over(deps, task_id)
+        if deps.settings.agent_launch == "spawn":
+            launch_worker(deps.settings, tid)
+            click.echo(f"task {tid} queued; a worker is resuming it")
+        else:
+            click.echo(f"task {tid} queued for `shipway worker`")
+        if wait:
+            sys.exit(follow(deps, tid, after_seq=deps.tasks.get(tid).version, until_waiting=True))
+
+    @cli.command()
+    @click.option("--task", "task_id", default=None, help="Run only this task (when it is queued).")
+    @click.option("--once", is_flag=True, help="Run what is queued now, then exit.")
+    @click.option("--poll", "poll_s", type=float, default=2.0, show_default=True, help="Seconds between looks.")
+    @repo_option
+    def worker(task_id: str | None, once: bool, poll_s: float, repo: Path | None) -> None:
+        """Run Shipway's planner and coder on queued autonomous tasks."""
+        from mcp_server.agent_worker import Worker, build_model
+
+        deps = deps_for(repo)
+        runner = Worker(deps, build_model(deps.settings))
+        if task_id is None and not once:
+            click.echo(f"shipway worker {runner.name}: waiting for tasks (Ctrl-C stops)")
+            anyio.run(runner.serve, poll_s)
+            return
+        tid = deps.tasks.resolve_id(task_id) if task_id else None
+        for outcome in anyio.run(runner.run_queued, tid):
+            click.echo(f"{outcome.status}: {outcome.state}: {safe(outcome.reason)}")
