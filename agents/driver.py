@@ -71,7 +71,7 @@ class Driver:
                 await self._watch_ci(task)
             elif state == "plan_review":
                 self._settle()
-                wanted = f"`shipway plan approve {tid}` or `shipway plan reject {tid} -m ...`"
+                wanted = f"`shipway plan approve {tid}` or `shipway plan reject {tid} --comment ...`"
                 return Outcome(
                     status="waiting",
                     state=state,
@@ -80,8 +80,8 @@ class Driver:
             elif state in ("review", "approved"):
                 self._settle()
                 return Outcome(status="waiting", state=state,
-                               reason=f"the PR waits for a reviewer: `shipway review show {tid}`, then approve "
-                                      "and merge, or request changes")  # fmt: skip
+                               reason=f"the PR waits for a reviewer (the review page, or `shipway pr show {tid}`, "
+                                      f"then `shipway review approve {tid}` and `shipway pr merge {tid}`)")  # fmt: skip
             else:
                 self._settle()
                 return Outcome(status="finished", state=state, reason=task.get("reason") or f"the task is {state}")

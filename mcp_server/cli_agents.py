@@ -101,3 +101,17 @@ def register(cli: click.Group, task: click.Group) -> None:
         tid = deps.tasks.resolve_id(task_id) if task_id else None
         for outcome in anyio.run(runner.run_queued, tid):
             click.echo(f"{outcome.status}: {outcome.state}: {safe(outcome.reason)}")
+
+
+def register_demo(cli: click.Group) -> None:
+    @cli.command()
+    @click.option("--dir", "workdir", type=click.Path(path_type=Path, file_okay=False), default=None,
+                  help="Where to put the sample repository (default: a new temporary directory).")  # fmt: skip
+    @click.option("--keep-serving", is_flag=True, help="Keep the review page up afterwards, until Ctrl+C.")
+    def demo(workdir: Path | None, keep_serving: bool) -> None:
+        """Replay the whole loop (plan, approval, diff, tests, PR, review, merge) on a sample repo."""
+        from mcp_server.demo import run_demo
+
+        if workdir is not None:
+            workdir.mkdir(parents=True, exist_ok=True)
+        sys.exit(run_demo(workdir, keep_serving, click.echo))

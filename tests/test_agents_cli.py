@@ -1,0 +1,95 @@
+"""The autonomous loop from the command line, as a developer and a reviewer would run it.
+
+`shipway task start --wait` queues the task and a spawned `shipway worker` process plans it;
+the reviewer approves the plan with `shipway plan approve`, which wakes a new worker that codes,
+tests, opens the PR and watches CI; the reviewer approves and merges with the CLI. The model is
+a ScriptedChatModel replaying examples/replays/hello-cli-shout.json from a file, its position
+kept in a cursor file across the worker processes; everything else is real.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agents.scripted import Script
+from mcp_server.app import open_deps
+from mcp_server.config import load_settings
+from tests.helpers.gitrepo import git
+from tests.helpers.samples import EXAMPLES, sample_repo
+from tests.test_sandbox_tool import needs_bwrap, shipway
+
+pytestmark = [needs_bwrap, pytest.mark.slow]
+
+SCRIPT = EXAMPLES / "replays" / "hello-cli-shout.json"
+REQUEST = "Add a --shout flag that prints the greeting in capitals"
+
+
+def _wait_for_state(repo: Path, task_id: str, wanted: str, timeout_s: float = 120.0) -> None:
+    deps = open_deps(load_settings(repo=repo))
+    deadline = time.monotonic() + timeout_s
+    try:
+        while (state := deps.tasks.get(task_id).state) != wanted:
+            assert time.monotonic() < deadline, f"task {task_id} is {state}, still not {wanted}"
+            time.sleep(0.5)
+    finally:
+        deps.tasks.store.close()
+
+
+def test_start_wait_then_plan_approval_review_and_merge_from_the_cli(tmp_path: Path) -> None:
+    repo = sample_repo("hello-cli", tmp_path / "hello")
+    script = shutil.copy(SCRIPT, tmp_path / "script.json")
+    env = {"SHIPWAY_MODEL_SCRIPT": str(script), "SHIPWAY_TEST_PYTHON": sys.executable}
+
+    started = shipway("task", "start", REQUEST, "--repo", str(repo), "--wait", env=env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    task_id = started.stdout.split()[1]
+    assert "plan_proposed" in started.stdout and "the plan waits for a reviewer" in started.stdout
+
+    approved = shipway("plan", "approve", task_id, "--as", "carol", "--comment", "go", "--repo", str(repo), env=env)
+    assert approved.returncode == 0, approved.stderr
+    _wait_for_state(repo, task_id, "review")
+
+    assert shipway("review", "approve", task_id, "--as", "carol", "--repo", str(repo), env=env).returncode == 0
+    merged = shipway("pr", "merge", task_id, "--repo", str(repo), "--json", env=env)
+    assert merged.returncode == 0, merged.stderr
+    assert json.loads(merged.stdout)["state"] == "merged"
+
+    assert "return text.upper() if shout else text" in git(repo, "show", "main:hello/cli.py")
+    assert "HELLO, ADA!" in git(repo, "show", "main:tests/test_shout.py")
+    steps = len(Script.model_validate_json(SCRIPT.read_text()).steps)
+    assert int((tmp_path / "script.json.cursor").read_text()) == steps, "every scripted step was used"
+
+    log = shipway("task", "log", task_id, "--repo", str(repo), "--json")
+    events = json.loads(log.stdout)
+    assert events["chain"]["ok"] is True
+    by_action = {e["action"]: e["actor"] for e in events["events"]}
+    assert by_action["plan_approved"] == "human:carol" and by_action["pr_merged"].startswith("human:")
+    assert by_action["pr_opened"] == "agent:shipway" and by_action["agent_step"] == "agent:coder"
+    assert shipway("task", "verify", task_id, "--repo", str(repo)).returncode == 0
+
+
+def test_an_autonomous_start_without_a_model_fails_fast_and_says_what_to_do(tmp_path: Path) -> None:
+    repo = sample_repo("hello-cli", tmp_path / "hello")
+    proc = shipway("task", "start", REQUEST, "--repo", str(repo))
+    assert proc.returncode == 1
+    assert "SHIPWAY_MODEL" in proc.stderr and "--manual" in proc.stderr and "start_task" in proc.stderr
+    listed = shipway("task", "list", "--repo", str(repo), "--json")
+    assert json.loads(listed.stdout)["total"] == 0, "a refused start creates nothing"
+
+
+def test_the_demo_replays_the_whole_loop_and_says_it_is_a_replay(tmp_path: Path) -> None:
+    proc = shipway("demo", "--dir", str(tmp_path / "demo"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = proc.stdout
+    assert out.splitlines()[1].startswith("REPLAY:")
+    for marker in ("2. plan", "3. approval", "4. diff", "5. tests/PR", "6. review", "7. merge", "chain verified"):
+        assert marker in out, marker
+    assert "CI success" in out and "/review/tasks/" in out
+    repo = tmp_path / "demo" / "hello-cli"
+    assert "--shout" in git(repo, "show", "main:hello/cli.py")
