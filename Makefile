@@ -9,11 +9,13 @@ STAMP  := $(VENV)/.installed
 REPO   ?= $(CURDIR)
 HOST   ?= 127.0.0.1
 PORT   ?= 8765
+EVAL_VENV  := .venv-eval
+EVAL_STAMP := $(EVAL_VENV)/.installed
 INSPECTOR_DIR   := tests/inspector
 INSPECTOR_STAMP := $(INSPECTOR_DIR)/node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps run test lint format bench clean
+.PHONY: help install eval-install system-deps run demo test eval lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,6 +30,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install Shipway with its test, dev and embedding extras
 
+# deepeval pins click<8.4, which the embedding extra cannot use: it gets a virtualenv of its own.
+$(EVAL_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(EVAL_VENV)
+	$(EVAL_VENV)/bin/pip install --quiet --upgrade pip
+	$(EVAL_VENV)/bin/pip install --quiet -e '.[eval]'
+	@touch $@
+
+eval-install: $(EVAL_STAMP) ## Create .venv-eval with deepeval for the agent evaluation
+
 system-deps: ## Install the system tools the tests use (git, bubblewrap, Node/npm) when root and missing
 	@bash scripts/system-deps.sh
 
@@ -39,8 +50,14 @@ $(INSPECTOR_STAMP): $(INSPECTOR_DIR)/package.json $(INSPECTOR_DIR)/package-lock.
 run: install ## Serve REPO (default: this directory) over streamable HTTP on HOST:PORT
 	$(BIN)/shipway serve --http --repo "$(REPO)" --host $(HOST) --port $(PORT)
 
-test: install system-deps $(INSPECTOR_STAMP) ## Run the whole test suite
+demo: install system-deps ## Replay the whole agent loop on a copy of examples/hello-cli (no model needed)
+	$(BIN)/shipway demo
+
+test: install system-deps $(INSPECTOR_STAMP) $(EVAL_STAMP) ## Run the whole test suite
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+eval: install system-deps $(EVAL_STAMP) ## Evaluate the agents on examples/golden with SHIPWAY_MODEL (REPLAY=1: recorded scripts)
+	$(EVAL_VENV)/bin/python -m bench.agent_eval $(if $(REPLAY),--replay)
 
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
@@ -59,5 +76,5 @@ bench: install ## Run the benchmarks (printed, not asserted)
 	@if [ -d "$$MIRRORS" ]; then $(BIN)/python -m bench.edit_robustness; \
 	else echo "bench.edit_robustness skipped: set MIRRORS (see ../shared/bench/README.md)"; fi
 
-clean: ## Remove the virtualenv, node_modules and caches
-	rm -rf $(VENV) $(INSPECTOR_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache
+clean: ## Remove the virtualenvs, node_modules and caches
+	rm -rf $(VENV) $(EVAL_VENV) $(INSPECTOR_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -44,6 +44,11 @@ class OpenAIChatModel:
             response = await self._client.chat.completions.create(model=self.name, messages=messages, **extra)  # type: ignore[arg-type]
         except openai.OpenAIError as exc:
             raise self._explain(exc) from None
+        except ValueError as exc:  # a 200 whose body is not JSON (json.JSONDecodeError)
+            raise ModelError(f"{self.base_url} sent an answer that is not JSON: {self._scrub(str(exc))[:DETAIL_CHARS]}",
+                             retryable=True) from None  # fmt: skip
+        if not isinstance(getattr(response, "choices", None), list):
+            raise ModelError(f"{self.base_url} sent an answer that is not a chat completion", retryable=True)
         if not response.choices:
             raise ModelError(f"{self.base_url} answered with no choices for model {self.name}", retryable=True)
         message = response.choices[0].message
@@ -67,7 +72,8 @@ class OpenAIChatModel:
 
     def _explain(self, exc: openai.OpenAIError) -> ModelError:
         where = f"the model server at {self.base_url}"
-        tries = f"after {self._max_retries + 1} attempts"
+        attempts = self._max_retries + 1
+        tries = f"after {attempts} attempt{'s' if attempts > 1 else ''}"
         if isinstance(exc, openai.APITimeoutError):
             return ModelError(f"{where} did not answer within {self._timeout_s:g}s {tries}; raise "
                               "SHIPWAY_MODEL_TIMEOUT_S or check the server's load", retryable=True)  # fmt: skip
@@ -89,7 +95,10 @@ class OpenAIChatModel:
                           retryable=True)  # fmt: skip
 
     def _detail(self, exc: openai.APIStatusError) -> str:
-        return self._scrub(exc.message)[:DETAIL_CHARS]
+        body = exc.body if isinstance(exc.body, dict) else {}
+        error = body.get("error", body)
+        message = error.get("message") if isinstance(error, dict) else None
+        return self._scrub(str(message or exc.message))[:DETAIL_CHARS]
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "***") if len(self._key) >= 4 else text

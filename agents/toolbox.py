@@ -21,9 +21,13 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
 from mcp_types import Tool as MCPTool
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 
 from agents.chat import ToolSchema
+
+tracer = trace.get_tracer("shipway.agents")
 
 MAX_RESULT_CHARS = 12_000
 
@@ -105,10 +109,15 @@ class Toolbox:
         tool = self._tools[name]
         accepted = set(tool.input_schema.get("properties", {}))
         arguments = {**arguments, **{k: v for k, v in self.bound.items() if k in accepted}}
-        try:
-            result = await self.client.call_tool(name, arguments)
-        except MCPError as exc:
-            return ToolOutcome(name=name, ok=False, text=f"{name} failed: {exc}")
+        with tracer.start_as_current_span(f"execute_tool {name}") as span:
+            span.set_attributes({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name})
+            try:
+                result = await self.client.call_tool(name, arguments)
+            except MCPError as exc:
+                span.set_status(StatusCode.ERROR, "MCPError")
+                return ToolOutcome(name=name, ok=False, text=f"{name} failed: {exc}")
+            if result.is_error:
+                span.set_status(StatusCode.ERROR, "tool error")
         if result.is_error:
             return ToolOutcome(name=name, ok=False, text=clip(_text_of(result) or f"{name} failed"))
         data = result.structured_content

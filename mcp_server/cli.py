@@ -18,6 +18,7 @@ from mcp_server.cli_common import cli_actor, deps_for, emit, json_option, repo_o
 from mcp_server.config import load_settings
 from mcp_server.errors import ShipwayError
 from mcp_server.tasks.model import TaskState
+from mcp_server.telemetry import setup_tracing
 from sandbox.errors import SandboxError
 from tools.errors import ToolInputError
 
@@ -326,6 +327,7 @@ register_demo(cli)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning every expected error into one line and an exit code."""
     try:
+        setup_tracing()
         status = cli.main(args=argv, prog_name="shipway", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -10,6 +10,7 @@ review page.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -43,13 +44,14 @@ def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
 
 
-def make_sample(workdir: Path) -> Path:
-    repo = workdir / SAMPLE
-    shutil.copytree(EXAMPLES / SAMPLE, repo)
+def make_sample(workdir: Path, sample: str = SAMPLE) -> Path:
+    """A git repository in `workdir` holding a copy of examples/<sample>, committed on main."""
+    repo = workdir / sample
+    shutil.copytree(EXAMPLES / sample, repo)
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "add", ".")
     _git(repo, "-c", "user.name=Shipway demo", "-c", "user.email=demo@shipway.invalid", "commit", "-q", "-m",
-         "hello-cli sample")  # fmt: skip
+         f"{sample} sample")  # fmt: skip
     return repo
 
 
@@ -103,10 +105,8 @@ def _loop(deps: ServerDeps, model: ScriptedChatModel, page: str, say: Callable[[
     say(_git(Path(deps.settings.repo), "show", "main:hello/cli.py"))
     if keep:
         say(f"Serving the review page at {page} until Ctrl+C.")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
     return 0 if chain.ok else 1
 
 

@@ -22,6 +22,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp_types import Tool as MCPTool
 from mcp_types import ToolAnnotations
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from pydantic import Field
 
 from mcp_server import __version__
@@ -56,6 +58,7 @@ from tools.task_edits import RevertReport, TaskDiff
 from tools.testrun.report import Selection, TestReport
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("shipway.server")
 
 INSTRUCTIONS = """\
 Shipway turns a change request into a reviewed pull request, with every command sandboxed and \
@@ -86,13 +89,19 @@ def caller_errors(fn: _F) -> _F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (UserInputError, ToolInputError, SandboxUnavailable, WorktreeError, GitError) as exc:
-            raise ToolError(str(exc)) from exc
-        except StoreError as exc:
-            log.exception("task store failure in %s", fn.__name__)
-            raise ToolError("the task store is busy or unavailable; try again in a moment") from exc
+        with tracer.start_as_current_span(f"tool {fn.__name__}") as span:
+            span.set_attribute("gen_ai.tool.name", fn.__name__)
+            if isinstance(kwargs.get("task_id"), str):
+                span.set_attribute("shipway.task_id", kwargs["task_id"])
+            try:
+                return fn(*args, **kwargs)
+            except (UserInputError, ToolInputError, SandboxUnavailable, WorktreeError, GitError) as exc:
+                span.set_status(StatusCode.ERROR, type(exc).__name__)
+                raise ToolError(str(exc)) from exc
+            except StoreError as exc:
+                log.exception("task store failure in %s", fn.__name__)
+                span.set_status(StatusCode.ERROR, "StoreError")
+                raise ToolError("the task store is busy or unavailable; try again in a moment") from exc
 
     return wrapper  # type: ignore[return-value]
 
