@@ -45,6 +45,8 @@ textarea { width: 100%; min-height: 4.5rem; font: inherit; box-sizing: border-bo
 button { font: inherit; padding: .35rem .9rem; border-radius: 6px; border: 1px solid #d0d7de; cursor: pointer; }
 button.approve { background: #1f883d; color: #fff; border-color: #1a7f37; }
 button.reject { background: #fff; color: #cf222e; }
+.metrics { display: flex; gap: 1rem; flex-wrap: wrap; } .metric { min-width: 12rem; }
+.big { font-size: 1.8rem; font-weight: 600; }
 dl { display: grid; grid-template-columns: 9rem 1fr; gap: .25rem .8rem; margin: 0; } dd { margin: 0; }
 """ + _FORMATTER.get_style_defs(".hl")  # type: ignore[no-untyped-call]
 
@@ -90,7 +92,8 @@ def layout(title: str, body: str, reviewer: str | None = None, csrf: str = "", n
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)} · Shipway review</title><style>{_STYLE}</style></head><body>"
-        f'<header><a href="/review">Shipway review</a>{who}</header><main>{flash}{body}</main></body></html>'
+        '<header><a href="/review">Shipway review</a><a href="/review/metrics">Metrics</a>'
+        f"{who}</header><main>{flash}{body}</main></body></html>"
     )
 
 

@@ -35,6 +35,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from mcp_server.app import ServerDeps
 from mcp_server.errors import UserInputError
+from mcp_server.metrics import collect
+from mcp_server.metrics_page import render_metrics
 from mcp_server.review_gate import live_preview_url
 from mcp_server.review_page import TaskView, layout, render_login, render_task, render_task_list
 from mcp_server.reviewers import Reviewer, ReviewerStore
@@ -261,6 +263,7 @@ class ReviewRoutes:
             (f"{PREFIX}/login", ["POST"], self.login),
             (f"{PREFIX}/logout", ["POST"], self.logout),
             (PREFIX, ["GET"], self.task_list),
+            (f"{PREFIX}/metrics", ["GET"], self.metrics),
             (PREFIX + "/tasks/{task_id}", ["GET"], self.task_page),
             (PREFIX + "/tasks/{task_id}/decide", ["POST"], self.decide),
             (PREFIX + "/tasks/{task_id}/merge", ["POST"], self.merge),
@@ -296,6 +299,13 @@ class ReviewRoutes:
             return _to_login(request)
         page = await run_in_threadpool(self.deps.tasks.page, None, 100)
         return _html(render_task_list(page, str(self.deps.settings.repo), session.reviewer, session.csrf))
+
+    async def metrics(self, request: Request) -> Response:
+        session = self.site.session(request)
+        if session is None:
+            return _to_login(request)
+        metrics = await run_in_threadpool(collect, self.deps.tasks)
+        return _html(render_metrics(metrics, session.reviewer, session.csrf))
 
     async def task_page(self, request: Request) -> Response:
         session = self.site.session(request)
