@@ -111,11 +111,13 @@ class Driver:
             messages = prompts.planner_opening(task["request"], feedback)
             number = self.journal.open_round("planner", "replan" if feedback else "plan", messages)
         schemas = self.tools.schemas(PLANNER_TOOLS)
+        saved = len(messages)
         for _ in range(self.limits.plan_nudges + 1):
-            await converse(self.ctx, "planner", number, messages, schemas, stop_on=frozenset({"propose_plan"}))
+            await converse(self.ctx, "planner", number, messages, schemas, frozenset({"propose_plan"}), saved)
             if (await self.tools.data("get_task"))["state"] not in ("requested", "planning"):
                 self.journal.close_round(number, "proposed")
                 return
+            saved = len(messages)
             messages.append(prompts.no_plan_yet())
         self.journal.close_round(number, "no plan")
         raise AgentGaveUp(f"the planner ended {self.limits.plan_nudges + 1} times without proposing a plan")
@@ -132,12 +134,13 @@ class Driver:
             messages = prompts.coder_opening(task["request"], plan, context)
             number = self.journal.open_round("coder", reason, messages)
         schemas = self.tools.schemas(CODER_TOOLS)
-        summary = ""
+        summary, saved = "", len(messages)
         for _ in range(self.limits.test_retries + 1):
-            summary = await converse(self.ctx, "coder", number, messages, schemas)
+            summary = await converse(self.ctx, "coder", number, messages, schemas, saved=saved)
             report = await self._verified_tests()
             if report is None or report["status"] == "passed":
                 break
+            saved = len(messages)
             messages.append(prompts.tests_failed(report))
         else:
             self.journal.close_round(number, "tests still fail")

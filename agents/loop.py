@@ -83,8 +83,13 @@ class AgentContext:
 
 
 async def converse(ctx: AgentContext, agent: str, round_no: int, messages: list[Message], tools: list[ToolSchema],
-                   stop_on: frozenset[str] = frozenset()) -> str:  # fmt: skip
-    """Run the round to its end; returns the model's closing text (empty when a stop_on tool ended it)."""
+                   stop_on: frozenset[str] = frozenset(), saved: int | None = None) -> str:  # fmt: skip
+    """Run the round to its end; returns the model's closing text (empty when a stop_on tool ended it).
+
+    `saved` is how many of `messages` the journal already holds (default: all); messages after
+    it, such as the driver's reminder that the tests still fail, are journalled with the next step.
+    """
+    saved = len(messages) if saved is None else saved
     step = sum(1 for m in messages if m.get("role") == "assistant")
     while True:
         check(ctx.budget, ctx.journal.spend())
@@ -96,15 +101,15 @@ async def converse(ctx: AgentContext, agent: str, round_no: int, messages: list[
             reply = await ctx.model.complete(messages, tools)
             span.set_attributes({"gen_ai.usage.input_tokens": reply.usage.input_tokens,
                                  "gen_ai.usage.output_tokens": reply.usage.output_tokens})  # fmt: skip
-        added: list[Message] = [reply.message()]
+        messages.append(reply.message())
         calls: list[CallSummary] = []
         stop = False
         for call in reply.tool_calls:
             outcome = await ctx.toolbox.call_json(call.name, call.arguments)
-            added.append({"role": "tool", "tool_call_id": call.id, "content": outcome.text})
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": outcome.text})
             calls.append(CallSummary(name=call.name, ok=outcome.ok))
             stop = stop or (outcome.ok and call.name in stop_on)
-        messages.extend(added)
+        added, saved = messages[saved:], len(messages)
         ctx.journal.step(StepRecord(agent=agent, round=round_no, step=step, model=reply.model or ctx.model.name,
                                     usage=reply.usage, cost_usd=cost_of(ctx.prices, ctx.model.name, reply.usage),
                                     wall_s=time.monotonic() - started, calls=calls, messages=added))  # fmt: skip

@@ -126,7 +126,7 @@ class Worker:
                 state = tasks.get(task.id).state
                 return Outcome(status="paused", state=state, reason=f"{exc}; `shipway task continue {task.id}` "
                                "resumes from the last completed step")  # fmt: skip
-            except BaseException as exc:
+            except Exception as exc:  # a cancellation or Ctrl-C is not a crash: the lease runs out, continue resumes
                 log.exception("the agents crashed on task %s", task.id)
                 tasks.record(task.id, SYSTEM, "agent_crashed", {"error": f"{type(exc).__name__}: {exc}"[:1_000]})
                 raise
