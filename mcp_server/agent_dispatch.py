@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+from contextvars import ContextVar
 
 from mcp_server.agent_journal import RUNS_DIR
 from mcp_server.agent_queue import AgentQueue
@@ -24,13 +25,17 @@ S = TaskState
 AGENT_STATES = frozenset({S.REQUESTED, S.PLANNING, S.CODING, S.TESTING, S.NEEDS_CHANGES, S.PR_OPEN, S.CI})
 
 
+running_agents: ContextVar[str | None] = ContextVar("running_agents", default=None)
+"""The task whose agents the current context runs: their own moves need no wake-up."""
+
+
 class AgentDispatch:
     def __init__(self, settings: Settings, queue: AgentQueue) -> None:
         self.settings = settings
         self.queue = queue
 
     def wake(self, task: Task) -> None:
-        if not task.autonomous or task.state not in AGENT_STATES:
+        if not task.autonomous or task.state not in AGENT_STATES or running_agents.get() == task.id:
             return
         if self.queue.put(task.id) and self.settings.agent_launch == "spawn":
             launch_worker(self.settings, task.id)

@@ -53,9 +53,9 @@ class AgentQueue(Protocol):
 
     def renew(self, task_id: str, worker: str, lease_s: float) -> bool: ...
 
-    def release(self, task_id: str, worker: str, keep: bool) -> bool:
-        """Let go of the task. If it was woken meanwhile and `keep` (it still needs agents), it stays
-        queued and this returns True; otherwise it leaves the queue."""
+    def release(self, task_id: str, worker: str) -> bool:
+        """Let go of the task. If it was woken meanwhile it stays queued and this returns True (the
+        worker should go round again); otherwise it leaves the queue."""
         ...
 
     def lease(self, task_id: str) -> Lease | None: ...
@@ -122,13 +122,13 @@ class SqliteAgentQueue:
                                   (time.time() + lease_s, task_id, worker))  # fmt: skip
             return cursor.rowcount == 1
 
-    def release(self, task_id: str, worker: str, keep: bool) -> bool:
+    def release(self, task_id: str, worker: str) -> bool:
         with self._tx() as conn:
             row = conn.execute("SELECT wanted FROM agent_jobs WHERE task_id = ? AND worker = ?",
                                (task_id, worker)).fetchone()  # fmt: skip
             if row is None:
                 return False
-            if row[0] and keep:
+            if row[0]:
                 conn.execute("UPDATE agent_jobs SET worker = NULL, lease_until = NULL, wanted = 0 WHERE task_id = ?",
                              (task_id,))  # fmt: skip
                 return True

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import anyio
 from mcp import Client
@@ -27,7 +27,7 @@ from agents.loop import AgentContext
 from agents.openai_model import OpenAIChatModel
 from agents.scripted import ScriptedChatModel
 from agents.toolbox import Toolbox
-from mcp_server.agent_dispatch import AGENT_STATES
+from mcp_server.agent_dispatch import running_agents
 from mcp_server.agent_journal import TaskJournal
 from mcp_server.app import ServerDeps
 from mcp_server.config import Settings
@@ -75,12 +75,13 @@ class Worker:
         outcomes = []
         while (claimed := self.deps.queue.claim(self.name, LEASE_S, task_id)) is not None:
             while True:
-                async with self._leased(claimed):
-                    outcome = await self.run(claimed)
+                with _plain_errors():
+                    async with self._leased(claimed):
+                        outcome = await self.run(claimed)
                 outcomes.append(outcome)
-                # Woken while it ran, by a decision the run did not see (a plan approved as it stopped)?
-                needed = outcome.status == "waiting" and self.deps.tasks.get(claimed).state in AGENT_STATES
-                if not self.deps.queue.release(claimed, self.name, keep=needed):
+                # Woken while it ran (by its own moves, or a decision it may not have seen)? Go round again:
+                # reading the state first and releasing after could lose a decision landing in between.
+                if not self.deps.queue.release(claimed, self.name):
                     break
                 if self.deps.queue.claim(self.name, LEASE_S, claimed) is None:
                     break
@@ -112,33 +113,60 @@ class Worker:
         task = tasks.get(task_id)
         if task.state in TERMINAL:
             return Outcome(status="finished", state=task.state, reason=task.reason or f"the task is {task.state}")
-        journal = TaskJournal(tasks, task.id, self.deps.settings.state_path)
+        own_moves = running_agents.set(task.id)  # the agents' own moves wake nobody (the server's tasks inherit it)
+        try:
+            outcome = await self._drive(task.id)
+        finally:
+            running_agents.reset(own_moves)
+        if outcome.status != "waiting":
+            return outcome
+        newest = tasks.store.events(task.id, after_seq=tasks.get(task.id).version - 1)
+        said = (
+            bool(newest) and newest[-1].action == "agent_waiting" and newest[-1].payload.get("reason") == outcome.reason
+        )
+        if not said:  # going round again at the same wait says nothing new
+            tasks.record(task.id, SYSTEM, "agent_waiting", {"reason": outcome.reason})
+        return outcome
+
+    async def _drive(self, task_id: str) -> Outcome:
+        tasks = self.deps.tasks
+        journal = TaskJournal(tasks, task_id, self.deps.settings.state_path)
         async with Client(create_server(self.deps, "agent", actor=AGENT)) as client:
-            toolbox = await Toolbox.open(client, ALL_TOOLS, {"task_id": task.id})
+            toolbox = await Toolbox.open(client, ALL_TOOLS, {"task_id": task_id})
             ctx = AgentContext(self.model, toolbox, journal, budget_of(self.deps.settings),
                                self.deps.settings.model_prices)  # fmt: skip
             try:
-                outcome = await Driver(ctx, self.limits).run()
+                return await Driver(ctx, self.limits).run()
             except (BudgetExceeded, AgentGaveUp) as exc:
-                return self._fail(task.id, str(exc))
+                return self._fail(task_id, str(exc))
             except ModelError as exc:
-                tasks.record(task.id, SYSTEM, "agent_paused", {"reason": str(exc), "retryable": exc.retryable})
-                state = tasks.get(task.id).state
-                return Outcome(status="paused", state=state, reason=f"{exc}; `shipway task continue {task.id}` "
-                               "resumes from the last completed step")  # fmt: skip
+                tasks.record(task_id, SYSTEM, "agent_paused", {"reason": str(exc), "retryable": exc.retryable})
+                resume = f"`shipway task continue {task_id}` resumes from the last completed step"
+                return Outcome(status="paused", state=tasks.get(task_id).state, reason=f"{exc}; {resume}")
             except Exception as exc:  # a cancellation or Ctrl-C is not a crash: the lease runs out, continue resumes
-                log.exception("the agents crashed on task %s", task.id)
-                tasks.record(task.id, SYSTEM, "agent_crashed", {"error": f"{type(exc).__name__}: {exc}"[:1_000]})
+                log.exception("the agents crashed on task %s", task_id)
+                tasks.record(task_id, SYSTEM, "agent_crashed", {"error": f"{type(exc).__name__}: {exc}"[:1_000]})
                 raise
-        if outcome.status == "waiting":
-            tasks.record(task.id, SYSTEM, "agent_waiting", {"reason": outcome.reason})
-        return outcome
 
     def _fail(self, task_id: str, reason: str) -> Outcome:
         task = self.deps.tasks.get(task_id)
         if task.state not in TERMINAL:
             self.deps.tasks.record(task_id, SYSTEM, "failed", {"reason": reason}, TaskState.FAILED, reason=reason)
         return Outcome(status="failed", state=TaskState.FAILED, reason=reason)
+
+
+@contextmanager
+def _plain_errors() -> Iterator[None]:
+    """Let an error from the agents out as itself, not wrapped in the task groups it crossed."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        inner: BaseException = group
+        while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
+            inner = inner.exceptions[0]
+        if inner is group:
+            raise
+        raise inner from None
 
 
 def take_over(deps: ServerDeps, task_id: str) -> str:

@@ -15,6 +15,7 @@ run finishes and the task is in `ci`, the task moves to `review` (green) or `nee
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -97,12 +98,14 @@ class LocalCI:
 
     def _start(self, task: Task, head: str) -> Future[TestReport]:
         # Daemon threads: stopping the server must not wait for a CI run (its sandbox dies with us).
+        # The run carries the caller's context: a verdict on CI that an agent run started (and waits
+        # for) is that run's own news, not a wake-up for another worker (agent_dispatch.running_agents).
         with self._lock:
             key = (task.id, head)
             if key not in self._running:
                 future: Future[TestReport] = Future()
-                thread = threading.Thread(target=self._work, args=(future, task, head), daemon=True,
-                                          name=f"shipway-ci-{task.id}")  # fmt: skip
+                thread = threading.Thread(target=contextvars.copy_context().run, args=(self._work, future, task, head),
+                                          daemon=True, name=f"shipway-ci-{task.id}")  # fmt: skip
                 self._running[key] = future
                 self._threads.append(thread)
                 thread.start()
