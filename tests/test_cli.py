@@ -62,9 +62,13 @@ def _one_line_error(proc: subprocess.CompletedProcess[str], code: int, *fragment
 
 def test_errors_are_one_line_with_a_nonzero_exit(repo: Path, tmp_path: Path) -> None:
     _one_line_error(shipway("task", "show", "ffff", "--repo", str(repo)), 1, "no task 'ffff'")
-    _one_line_error(shipway("task", "start", "--manual", "x", "--repo", str(tmp_path)), 1, "not inside a git repository")
+    _one_line_error(
+        shipway("task", "start", "--manual", "x", "--repo", str(tmp_path)), 1, "not inside a git repository"
+    )
     assert not (tmp_path / ".shipway").exists()
-    _one_line_error(shipway("task", "start", "--manual", "-", "--repo", str(repo), stdin="y" * 20_001), 1, "limit is 20,000")
+    _one_line_error(
+        shipway("task", "start", "--manual", "-", "--repo", str(repo), stdin="y" * 20_001), 1, "limit is 20,000"
+    )
     _one_line_error(shipway("task", "frobnicate"), 2, "No such command", "--help")
     _one_line_error(shipway("task", "verify", "--repo", str(repo)), 2, "TASK_ID or --all")
     _one_line_error(shipway("task", "list", "--state", "done", "--repo", str(repo)), 2, "state")
