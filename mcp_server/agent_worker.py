@@ -15,10 +15,12 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 
 import anyio
+import httpx2
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from agents.budget import Budget, BudgetExceeded
 from agents.chat import ChatModel, ModelError
@@ -63,10 +65,19 @@ def worker_name() -> str:
 
 
 class Worker:
-    def __init__(self, deps: ServerDeps, model: ChatModel, name: str | None = None) -> None:
+    """Runs the agents; their tool calls go to an in-process server, or to `server_url` over HTTP.
+
+    Over HTTP (a worker on another machine than the server) the calls carry `http_token` as a
+    bearer token, and the server's agent toolset acts as `agent:mcp-client`.
+    """
+
+    def __init__(self, deps: ServerDeps, model: ChatModel, name: str | None = None, server_url: str | None = None,
+                 http_token: str | None = None) -> None:  # fmt: skip
         self.deps = deps
         self.model = model
         self.name = name or worker_name()
+        self.server_url = server_url
+        self.http_token = http_token
         self.limits = DriverLimits(ci_retries=deps.settings.agent_ci_retries,
                                    review_rounds=deps.settings.agent_review_rounds)  # fmt: skip
 
@@ -131,7 +142,7 @@ class Worker:
     async def _drive(self, task_id: str) -> Outcome:
         tasks = self.deps.tasks
         journal = TaskJournal(tasks, task_id, self.deps.settings.state_path)
-        async with Client(create_server(self.deps, "agent", actor=AGENT)) as client:
+        async with self._session() as client:
             toolbox = await Toolbox.open(client, ALL_TOOLS, {"task_id": task_id})
             ctx = AgentContext(self.model, toolbox, journal, budget_of(self.deps.settings),
                                self.deps.settings.model_prices)  # fmt: skip
@@ -148,11 +159,47 @@ class Worker:
                 tasks.record(task_id, SYSTEM, "agent_crashed", {"error": f"{type(exc).__name__}: {exc}"[:1_000]})
                 raise
 
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[Client]:
+        if self.server_url is None:
+            async with Client(create_server(self.deps, "agent", actor=AGENT)) as client:
+                yield client
+            return
+        headers = {"Authorization": f"Bearer {self.http_token}"} if self.http_token else {}
+        refused: list[int] = []  # the SDK reports a 401 as a bare "error response": keep the status
+
+        async def note(response: httpx2.Response) -> None:
+            if response.status_code in (401, 403):
+                refused.append(response.status_code)
+
+        async with AsyncExitStack() as stack:
+            try:
+                http = await stack.enter_async_context(
+                    httpx2.AsyncClient(headers=headers, timeout=30.0, event_hooks={"response": [note]})
+                )
+                # legacy mode: the initialize handshake once, instead of ~45 ms of discovery per request
+                transport = streamable_http_client(self.server_url, http_client=http)
+                client = await stack.enter_async_context(Client(transport, mode="legacy"))
+            except Exception as exc:
+                why = f"it answered HTTP {refused[0]}; set SHIPWAY_HTTP_TOKEN to its token" if refused else _why(exc)
+                raise UserInputError(f"cannot use the Shipway server at {self.server_url}: {why}") from None
+            yield client
+
     def _fail(self, task_id: str, reason: str) -> Outcome:
         task = self.deps.tasks.get(task_id)
         if task.state not in TERMINAL:
             self.deps.tasks.record(task_id, SYSTEM, "failed", {"reason": reason}, TaskState.FAILED, reason=reason)
         return Outcome(status="failed", state=TaskState.FAILED, reason=reason)
+
+
+def _why(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, httpx2.HTTPStatusError):
+        return f"it answered HTTP {exc.response.status_code}"
+    if isinstance(exc, httpx2.TransportError):
+        return f"it cannot be reached ({type(exc).__name__}); is it running, and is the URL its MCP URL?"
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 @contextmanager

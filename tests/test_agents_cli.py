@@ -93,3 +93,44 @@ def test_the_demo_replays_the_whole_loop_and_says_it_is_a_replay(tmp_path: Path)
     assert "CI success" in out and "/review/tasks/" in out
     repo = tmp_path / "demo" / "hello-cli"
     assert "--shout" in git(repo, "show", "main:hello/cli.py")
+
+
+@pytest.mark.anyio
+async def test_a_remote_worker_drives_a_task_started_over_mcp_through_the_servers_http_endpoint(
+    tmp_path: Path,
+) -> None:
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from tests.helpers.servers import http_server
+
+    repo = sample_repo("hello-cli", tmp_path / "hello")
+    script = shutil.copy(SCRIPT, tmp_path / "script.json")
+    token = "remote-worker-token-0123456789"
+    env = {"SHIPWAY_MODEL_SCRIPT": str(script), "SHIPWAY_TEST_PYTHON": sys.executable,
+           "SHIPWAY_AGENT_LAUNCH": "external", "SHIPWAY_HTTP_TOKEN": token}  # fmt: skip
+    with http_server(repo, env=env) as server:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+        async with http, Client(streamable_http_client(server.mcp_url, http_client=http)) as client:
+            started = await client.call_tool("start_task", {"request": REQUEST, "autonomous": True})
+        assert not started.is_error, started.content
+        task_id = started.structured_content["id"]
+        assert started.structured_content["autonomous"] is True
+
+        worker = shipway("worker", "--task", task_id, "--server", server.mcp_url, "--repo", str(repo), env=env)
+        assert worker.returncode == 0, worker.stderr[-2000:]
+        assert worker.stdout.startswith("waiting: plan_review"), worker.stdout
+
+        assert shipway("task", "continue", task_id, "--repo", str(repo), env=env).returncode == 0  # queued again
+        wrong = "a-wrong-token-0123456789"
+        refused = shipway("worker", "--task", task_id, "--server", server.mcp_url, "--repo", str(repo),
+                          env={**env, "SHIPWAY_HTTP_TOKEN": wrong})  # fmt: skip
+        assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr[-2000:]
+        assert "HTTP 401" in refused.stderr and "SHIPWAY_HTTP_TOKEN" in refused.stderr and wrong not in refused.stderr
+
+    log = json.loads(shipway("task", "log", task_id, "--repo", str(repo), "--json").stdout)
+    actors = {e["action"]: e["actor"] for e in log["events"]}
+    # The tools ran in the server process, which acts for any agent session as agent:mcp-client.
+    assert actors["plan_proposed"] == "agent:mcp-client" and actors["agent_step"] == "agent:planner"
+    assert log["chain"]["ok"]
