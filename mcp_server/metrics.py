@@ -54,7 +54,7 @@ class Metrics(BaseModel):
 
 def task_metrics(task: Task, events: list[Event]) -> TaskMetrics:
     found = TaskMetrics(id=task.id, title=task.title, state=task.state, created_at=task.created_at)
-    red_seen = False
+    red: set[str] = set()  # commits CI failed on: a heal is green on another (a re-run going green fixes nothing)
     for event in events:
         human = event.actor.startswith("human:")
         if event.action == "plan_approved" and human:
@@ -65,8 +65,8 @@ def task_metrics(task: Task, events: list[Event]) -> TaskMetrics:
             found.pr_opened = True
         elif event.action == "ci_failed":
             found.ci_failed += 1
-            red_seen = True
-        elif event.action == "ci_passed" and red_seen:
+            red.add(str(event.payload.get("commit")))
+        elif event.action == "ci_passed" and red and str(event.payload.get("commit")) not in red:
             found.ci_healed = True
         elif event.action == "pr_merged":
             found.lead_time_s = (event.at - task.created_at).total_seconds()

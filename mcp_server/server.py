@@ -89,7 +89,7 @@ def caller_errors(fn: _F) -> _F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with tracer.start_as_current_span(f"tool {fn.__name__}") as span:
+        with tracer.start_as_current_span(f"tool {fn.__name__}", set_status_on_exception=False) as span:
             span.set_attribute("gen_ai.tool.name", fn.__name__)
             if isinstance(kwargs.get("task_id"), str):
                 span.set_attribute("shipway.task_id", kwargs["task_id"])

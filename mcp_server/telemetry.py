@@ -4,7 +4,8 @@ Spans: `tool <name>` around every MCP tool call the server answers (any client),
 Shipway's own agents, `chat <model>` around every model call (with the gen_ai token counts) and
 `execute_tool <name>` around each tool call they make. The exporter, endpoint, headers and
 batching are configured the standard way (OTEL_EXPORTER_OTLP_ENDPOINT, _HEADERS, _PROTOCOL,
-OTEL_SERVICE_NAME, OTEL_BSP_*); without an endpoint nothing is set up and the spans cost nothing.
+OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_*; OTEL_SDK_DISABLED=true or
+OTEL_TRACES_EXPORTER=none turn it off); without an endpoint nothing is set up and the spans cost nothing.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from mcp_server import __version__
 from mcp_server.errors import ConfigError
 
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+_PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 _configured = False
 
 
 def _exporter() -> SpanExporter:
-    protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
-    )
+    variable = next((v for v in _PROTOCOLS if os.environ.get(v)), _PROTOCOLS[-1])
+    protocol = os.environ.get(variable, "http/protobuf")
     if protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
@@ -36,7 +37,7 @@ def _exporter() -> SpanExporter:
                               "install it, or use http/protobuf") from exc  # fmt: skip
         return GrpcExporter()
     if protocol != "http/protobuf":
-        raise ConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported; use http/protobuf or grpc")
+        raise ConfigError(f"{variable}={protocol!r} is not supported; use http/protobuf or grpc")
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter()
@@ -47,10 +48,16 @@ def setup_tracing() -> bool:
     global _configured
     if _configured:
         return True
-    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true" or not any(os.environ.get(k) for k in _ENDPOINTS):
+    off = os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true" or os.environ.get("OTEL_TRACES_EXPORTER") == "none"
+    if off or not any(os.environ.get(k) for k in _ENDPOINTS):
         return False
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "shipway"),
-                                "service.version": __version__})  # fmt: skip
+    attributes = {"service.version": __version__}
+    # Resource.create reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES itself; name us only when neither does.
+    if not os.environ.get("OTEL_SERVICE_NAME") and "service.name=" not in os.environ.get(
+        "OTEL_RESOURCE_ATTRIBUTES", ""
+    ):
+        attributes["service.name"] = "shipway"
+    resource = Resource.create(attributes)
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(_exporter()))
     trace.set_tracer_provider(provider)
