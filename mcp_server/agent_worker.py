@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from agents.budget import Budget, BudgetExceeded
 from agents.chat import ChatModel, ModelError
-from agents.driver import ALL_TOOLS, AgentGaveUp, Driver, DriverLimits, Outcome
+from agents.driver import ALL_TOOLS, CI_WAIT_S, AgentGaveUp, Driver, DriverLimits, Outcome
 from agents.loop import AgentContext
 from agents.openai_model import OpenAIChatModel
 from agents.scripted import ScriptedChatModel
@@ -174,9 +174,11 @@ class Worker:
 
         async with AsyncExitStack() as stack:
             try:
-                http = await stack.enter_async_context(
-                    httpx2.AsyncClient(headers=headers, timeout=30.0, event_hooks={"response": [note]})
-                )
+                # A tool call may legitimately take as long as a test run or a CI wait.
+                longest = max(self.deps.settings.test_timeout_s, CI_WAIT_S) + 120
+                http = await stack.enter_async_context(httpx2.AsyncClient(
+                    headers=headers, timeout=httpx2.Timeout(30.0, read=longest), event_hooks={"response": [note]}
+                ))  # fmt: skip
                 # legacy mode: the initialize handshake once, instead of ~45 ms of discovery per request
                 transport = streamable_http_client(self.server_url, http_client=http)
                 client = await stack.enter_async_context(Client(transport, mode="legacy"))
