@@ -5,7 +5,7 @@ task, the planner and coder run by a real worker through the real tools and sand
 harness approves the plan and the PR as `human:eval-reviewer` and merges. Then:
 
 - task success: the task's hidden acceptance tests (never shown to the agents) pass in the
-  sandbox against the merged tree;
+  sandbox, run by Shipway's test runner in a clone of the merged branch;
 - tool correctness: deepeval's ToolCorrectnessMetric, the tools the agents called against the
   task's expected tools;
 - plan-to-diff conformance: the share of changed files that the approved plan listed;
@@ -25,6 +25,7 @@ import argparse
 import fnmatch
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,7 +52,6 @@ GOLDEN = EXAMPLES / "golden"
 ROOT = EXAMPLES.parent
 DEVELOPER = Actor(kind="human", name="eval-developer")
 REVIEWER = Actor(kind="human", name="eval-reviewer")
-HIDDEN_TIMEOUT_S = 300.0
 
 
 class NoJudge(DeepEvalBaseLLM):
@@ -161,7 +161,7 @@ def _evaluate(deps: ServerDeps, folder: Path, spec: dict[str, Any], model: ChatM
     changed = subprocess.run(["git", "-C", task.repo, "diff", "--name-only", task.base_commit, branch],
                              capture_output=True, text=True, check=False).stdout.split()  # fmt: skip
     plan = deps.gate.plan(task_id).plan
-    hidden = _hidden_tests(deps, folder) if task.state == TaskState.MERGED else "not run: the task was not merged"
+    hidden = _hidden_tests(deps, folder, task_id) if task.state == TaskState.MERGED else "not run: it was not merged"
     case = LLMTestCase(input=spec["request"], actual_output=task.state,
                        tools_called=[ToolCall(name=n) for n in called],
                        expected_tools=[ToolCall(name=n) for n in spec["expected_tools"]],
@@ -180,17 +180,17 @@ def _evaluate(deps: ServerDeps, folder: Path, spec: dict[str, Any], model: ChatM
     )  # fmt: skip
 
 
-def _hidden_tests(deps: ServerDeps, folder: Path) -> str:
-    """Copy the hidden tests into a sandboxed checkout of the merged tree and run them."""
-    writes = []
-    for test in sorted((folder / "hidden").glob("*.py")):
-        text = test.read_text(encoding="utf-8")
-        assert "SHIPWAY_HIDDEN_EOF" not in text
-        writes.append(f"cat > .hidden/{test.name} <<'SHIPWAY_HIDDEN_EOF'\n{text}SHIPWAY_HIDDEN_EOF\n")
-    script = "mkdir -p .hidden\n" + "".join(writes) + f"{sys.executable} -m pytest -q -p no:cacheprovider .hidden"
-    result = deps.workspaces.run_throwaway(["/bin/sh", "-c", script], HIDDEN_TIMEOUT_S)
-    last = (result.stdout.strip().splitlines() or ["no output"])[-1]
-    return f"passed: {last}" if result.exit_code == 0 else f"failed (exit {result.exit_code}): {last}"
+def _hidden_tests(deps: ServerDeps, folder: Path, task_id: str) -> str:
+    """Copy the hidden tests into a clone of the merged branch and run them there, sandboxed."""
+    task = deps.tasks.get(task_id)
+    tree = Path(tempfile.mkdtemp(prefix="shipway-hidden-")) / "merged"
+    subprocess.run(["git", "clone", "-q", "--branch", str(task.base_branch), task.repo, str(tree)], check=True)
+    shutil.copytree(folder / "hidden", tree / ".hidden")
+    report = deps.tests.run(deps.tests.checkout_target(tree), "paths", [".hidden"], baseline=False)
+    if report.status == "passed":
+        return f"passed: {report.totals.passed} passed"
+    failed = ", ".join(f.id for f in report.failures) or report.reason or report.log_tail[-300:]
+    return f"{report.status}: {failed}"
 
 
 def main(argv: list[str] | None = None) -> int:
