@@ -276,13 +276,24 @@ def _events_section(view: TaskView) -> str:
     )
 
 
+def _agents_row(view: TaskView) -> str:
+    """For a task Shipway's agents drive: what their work has cost so far."""
+    if not view.task.autonomous:
+        return ""
+    steps = [e.payload for e in view.events if e.action == "agent_step"]
+    tokens = sum(int(s["usage"]["input_tokens"]) + int(s["usage"]["output_tokens"]) for s in steps)
+    cost = sum(float(s["cost_usd"]) for s in steps)
+    return f"<dt>Agents</dt><dd>{len(steps)} model calls, {tokens:,} tokens, ${cost:.4f}</dd>"
+
+
 def render_task(view: TaskView, reviewer: str, csrf: str, notice: str = "", error: str = "") -> str:
     task = view.task
     head = (
         f'<section><h1>{escape(task.title)} <span class="state" id="task-state">{escape(task.state.value)}</span>'
         f"</h1><dl><dt>Task</dt><dd><code>{escape(task.id)}</code></dd><dt>Started by</dt><dd>"
         f"{escape(task.created_by)}</dd><dt>Base</dt><dd><code>{escape(task.base_branch or '(detached)')}</code> @ "
-        f"<code>{escape(task.base_commit[:12])}</code></dd></dl><h2>Request</h2>{_pre(task.request)}</section>"
+        f"<code>{escape(task.base_commit[:12])}</code></dd>{_agents_row(view)}</dl>"
+        f"<h2>Request</h2>{_pre(task.request)}</section>"
     )
     body = head + _plan_section(view, csrf) + _pr_section(view, csrf) + _diff_section(view)
     body += _tests_section(view) + _events_section(view)

@@ -103,6 +103,7 @@ async def test_a_remote_worker_drives_a_task_started_over_mcp_through_the_server
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
+    from mcp_server.reviewers import ReviewerStore
     from tests.helpers.servers import http_server
 
     repo = sample_repo("hello-cli", tmp_path / "hello")
@@ -121,6 +122,12 @@ async def test_a_remote_worker_drives_a_task_started_over_mcp_through_the_server
         worker = shipway("worker", "--task", task_id, "--server", server.mcp_url, "--repo", str(repo), env=env)
         assert worker.returncode == 0, worker.stderr[-2000:]
         assert worker.stdout.startswith("waiting: plan_review"), worker.stdout
+
+        reviewer = ReviewerStore(repo / ".shipway").add("carol")
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {reviewer}"}) as web:
+            page = await web.get(f"{server.base_url}/review/tasks/{task_id}")
+        tokens = sum(s.usage.total for s in Script.model_validate_json(SCRIPT.read_text()).steps[:3])
+        assert f"<dt>Agents</dt><dd>3 model calls, {tokens:,} tokens, $0.0000</dd>" in page.text
 
         assert shipway("task", "continue", task_id, "--repo", str(repo), env=env).returncode == 0  # queued again
         wrong = "a-wrong-token-0123456789"
