@@ -31,19 +31,18 @@ def follow(deps: ServerDeps, task_id: str, *, after_seq: int = 0, until_waiting:
     """Print the task's events as they come; the exit code says how it stopped."""
     tid = deps.tasks.resolve_id(task_id)
     seen, quiet_since = after_seq, time.monotonic()
+    action = ""  # the newest event printed: only what happened after `after_seq` says how this run stopped
     try:
         while True:
             events = deps.tasks.store.events(tid, after_seq=seen)
             for event in events:
                 click.echo(event.model_dump_json() if as_json else event_line(event))
-                seen = event.seq
+                seen, action = event.seq, event.action
             now = time.monotonic()
             quiet_since = now if events else quiet_since
             task = deps.tasks.get(tid)
             if task.state in TERMINAL:
                 return 0 if task.state == TaskState.MERGED else 1
-            last = deps.tasks.store.events(tid, after_seq=max(0, seen - 1))
-            action = last[-1].action if last else ""
             if until_waiting and action == "agent_waiting":
                 return 0
             if until_waiting and action in STOPPED:

@@ -141,3 +141,27 @@ async def test_a_remote_worker_drives_a_task_started_over_mcp_through_the_server
     # The tools ran in the server process, which acts for any agent session as agent:mcp-client.
     assert actors["plan_proposed"] == "agent:mcp-client" and actors["agent_step"] == "agent:planner"
     assert log["chain"]["ok"]
+
+
+def test_a_paused_task_continues_from_the_cli_in_the_same_round(tmp_path: Path) -> None:
+    import socket
+
+    repo = sample_repo("hello-cli", tmp_path / "hello")
+    with socket.socket() as probe:  # a port nothing listens on: the model server is down
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    down = {"SHIPWAY_MODEL": "some-model", "SHIPWAY_MODEL_BASE_URL": f"http://127.0.0.1:{dead}/v1",
+            "SHIPWAY_MODEL_MAX_RETRIES": "0", "SHIPWAY_TEST_PYTHON": sys.executable}  # fmt: skip
+    started = shipway("task", "start", REQUEST, "--repo", str(repo), "--wait", env=down)
+    assert started.returncode == 1, started.stdout + started.stderr
+    assert "agent_paused" in started.stdout and "cannot reach" in started.stdout
+    task_id = started.stdout.split()[1]
+
+    up = {"SHIPWAY_MODEL_SCRIPT": str(shutil.copy(SCRIPT, tmp_path / "script.json")),
+          "SHIPWAY_TEST_PYTHON": sys.executable}  # fmt: skip
+    resumed = shipway("task", "continue", task_id, "--repo", str(repo), "--wait", env=up)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "plan_proposed" in resumed.stdout and "agent_paused" not in resumed.stdout, "only what happened since"
+
+    log = json.loads(shipway("task", "log", task_id, "--repo", str(repo), "--json").stdout)["events"]
+    assert [e["payload"]["round"] for e in log if e["action"] == "agent_round_started"] == [1], "the same round"
