@@ -42,6 +42,7 @@ from pydantic import BaseModel
 
 from agents.chat import ChatModel
 from agents.scripted import ScriptedChatModel
+from mcp_server.agent_journal import spend_of
 from mcp_server.agent_worker import Worker, build_model
 from mcp_server.app import ServerDeps, open_deps
 from mcp_server.config import load_settings
@@ -155,8 +156,8 @@ def _evaluate(deps: ServerDeps, folder: Path, spec: dict[str, Any], model: ChatM
     task_id = _drive(deps, model, spec["request"])
     task = deps.tasks.get(task_id)
     events = deps.tasks.store.events(task_id)
-    steps = [e.payload for e in events if e.action == "agent_step"]
-    called = [call["name"] for step in steps for call in step["calls"]]
+    spend = spend_of(events)
+    called = [call["name"] for e in events if e.action == "agent_step" for call in e.payload["calls"]]
     branch = f"shipway/{task_id}"
     changed = subprocess.run(["git", "-C", task.repo, "diff", "--name-only", task.base_commit, branch],
                              capture_output=True, text=True, check=False).stdout.split()  # fmt: skip
@@ -174,9 +175,8 @@ def _evaluate(deps: ServerDeps, folder: Path, spec: dict[str, Any], model: ChatM
         name=folder.name, state=task.state, reason=task.reason, success=hidden.startswith("passed"),
         hidden_tests=hidden, tools_called=called, expected_tools=spec["expected_tools"],
         tool_correctness=float(tools.score or 0.0), plan_conformance=float(conformance.score or 0.0),
-        changed_files=changed, steps=len(steps),
-        tokens=sum(s["usage"]["input_tokens"] + s["usage"]["output_tokens"] for s in steps),
-        cost_usd=sum(float(s["cost_usd"]) for s in steps),
+        changed_files=changed, steps=spend.steps, tokens=spend.input_tokens + spend.output_tokens,
+        cost_usd=spend.cost_usd,
     )  # fmt: skip
 
 

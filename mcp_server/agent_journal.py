@@ -20,10 +20,20 @@ from agents.budget import Spend
 from agents.chat import Message, Usage
 from agents.loop import RoundInfo, StepRecord
 from mcp_server.errors import UserInputError
-from mcp_server.tasks.model import Actor
+from mcp_server.tasks.model import Actor, Event
 from mcp_server.tasks.service import TaskService
 
 RUNS_DIR = "agent-runs"
+
+
+def spend_of(events: list[Event]) -> Spend:
+    """What a task's agents used: its `agent_step` events added up (the budget, the page, the metrics)."""
+    spend = Spend()
+    for event in events:
+        if event.action == "agent_step":
+            step = event.payload
+            spend.add(Usage.model_validate(step["usage"]), float(step["cost_usd"]), float(step["wall_s"]))
+    return spend
 
 
 class TaskJournal:
@@ -36,10 +46,7 @@ class TaskJournal:
         return [e.payload for e in self.tasks.store.events(self.task_id) if e.action in actions]
 
     def spend(self) -> Spend:
-        spend = Spend()
-        for step in self._events("agent_step"):
-            spend.add(Usage.model_validate(step["usage"]), float(step["cost_usd"]), float(step["wall_s"]))
-        return spend
+        return spend_of(self.tasks.store.events(self.task_id))
 
     def rounds(self, agent: str) -> list[RoundInfo]:
         found: dict[int, RoundInfo] = {}

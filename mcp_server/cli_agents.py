@@ -19,7 +19,7 @@ from mcp_server.app import ServerDeps
 from mcp_server.cli_common import deps_for, repo_option
 from mcp_server.cli_format import event_line, safe
 from mcp_server.tasks.machine import TERMINAL
-from mcp_server.tasks.model import TaskState
+from mcp_server.tasks.model import Task, TaskState
 
 POLL_S = 0.5
 SILENT_WORKER_S = 20.0
@@ -47,7 +47,7 @@ def follow(deps: ServerDeps, task_id: str, *, after_seq: int = 0, until_waiting:
                 return 0
             if until_waiting and action in STOPPED:
                 return 1
-            if until_waiting and now - quiet_since > SILENT_WORKER_S and _orphaned(deps, tid):
+            if until_waiting and now - quiet_since > SILENT_WORKER_S and _orphaned(deps, task):
                 log = deps.settings.state_path / RUNS_DIR / tid / "worker.log"
                 click.echo(f"shipway: error: no worker is running task {tid} (see {log}); "
                            f"`shipway task continue {tid}` runs it", err=True)  # fmt: skip
@@ -57,9 +57,8 @@ def follow(deps: ServerDeps, task_id: str, *, after_seq: int = 0, until_waiting:
         return 130
 
 
-def _orphaned(deps: ServerDeps, task_id: str) -> bool:
-    task = deps.tasks.get(task_id)
-    lease = deps.queue.lease(task_id)
+def _orphaned(deps: ServerDeps, task: Task) -> bool:
+    lease = deps.queue.lease(task.id)
     return task.state in AGENT_STATES and (lease is None or not lease.live())
 
 

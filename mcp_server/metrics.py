@@ -14,6 +14,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from mcp_server.agent_journal import spend_of
 from mcp_server.tasks.model import Event, Task
 from mcp_server.tasks.service import TaskService
 
@@ -70,11 +71,12 @@ def task_metrics(task: Task, events: list[Event]) -> TaskMetrics:
             found.ci_healed = True
         elif event.action == "pr_merged":
             found.lead_time_s = (event.at - task.created_at).total_seconds()
-        elif event.action == "agent_step":
-            usage = event.payload.get("usage", {})
-            found.tokens += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
-            found.cost_usd += float(event.payload.get("cost_usd", 0.0))
-            found.agent_steps += 1
+    spend = spend_of(events)
+    found.tokens, found.cost_usd, found.agent_steps = (
+        spend.input_tokens + spend.output_tokens,
+        spend.cost_usd,
+        spend.steps,
+    )
     return found
 
 

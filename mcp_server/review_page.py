@@ -17,6 +17,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
 
+from mcp_server.agent_journal import spend_of
 from mcp_server.review_gate import PlanView, PullRequest
 from mcp_server.tasks.model import Event, Task, TaskState
 from mcp_server.tasks.service import TaskPage
@@ -280,10 +281,9 @@ def _agents_row(view: TaskView) -> str:
     """For a task Shipway's agents drive: what their work has cost so far."""
     if not view.task.autonomous:
         return ""
-    steps = [e.payload for e in view.events if e.action == "agent_step"]
-    tokens = sum(int(s["usage"]["input_tokens"]) + int(s["usage"]["output_tokens"]) for s in steps)
-    cost = sum(float(s["cost_usd"]) for s in steps)
-    return f"<dt>Agents</dt><dd>{len(steps)} model calls, {tokens:,} tokens, ${cost:.4f}</dd>"
+    spend = spend_of(view.events)
+    tokens = spend.input_tokens + spend.output_tokens
+    return f"<dt>Agents</dt><dd>{spend.steps} model calls, {tokens:,} tokens, ${spend.cost_usd:.4f}</dd>"
 
 
 def render_task(view: TaskView, reviewer: str, csrf: str, notice: str = "", error: str = "") -> str:
