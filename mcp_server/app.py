@@ -10,6 +10,7 @@ from mcp_server.agent_dispatch import AgentDispatch
 from mcp_server.agent_queue import AgentQueue, SqliteAgentQueue
 from mcp_server.ci import ForgeCI, LocalCI, TaskCI
 from mcp_server.config import Settings
+from mcp_server.previews import PreviewService
 from mcp_server.review_gate import ReviewGate
 from mcp_server.tasks.model import Task
 from mcp_server.tasks.service import TaskService
@@ -39,6 +40,7 @@ class ServerDeps:
     gate: ReviewGate
     queue: AgentQueue
     dispatch: AgentDispatch
+    previews: PreviewService
 
 
 def ensure_state_dir(path: Path) -> Path:
@@ -50,9 +52,15 @@ def ensure_state_dir(path: Path) -> Path:
     return path
 
 
+def open_task_service(settings: Settings) -> TaskService:
+    """The task store and its service alone (for helper processes such as a preview's supervisor)."""
+    state = ensure_state_dir(settings.state_path)
+    return TaskService(SqliteTaskStore(state / STORE_FILE), settings)
+
+
 def open_deps(settings: Settings) -> ServerDeps:
     state = ensure_state_dir(settings.state_path)
-    tasks = TaskService(SqliteTaskStore(state / STORE_FILE), settings)
+    tasks = open_task_service(settings)
     workspaces = TaskWorkspaces(tasks, settings)
     tests = TaskTests(workspaces, settings)
     forge_for = forges(settings)
@@ -61,6 +69,7 @@ def open_deps(settings: Settings) -> ServerDeps:
     dispatch = AgentDispatch(settings, queue)
     tasks.on_move.append(dispatch.wake)
     ci.listen(lambda task_id, green: None if green else dispatch.wake(tasks.get(task_id)))
+    gate = ReviewGate(tasks, workspaces, ci, settings, forge_for=forge_for)
     return ServerDeps(
         settings=settings,
         tasks=tasks,
@@ -68,9 +77,10 @@ def open_deps(settings: Settings) -> ServerDeps:
         search=open_search(settings),
         tests=tests,
         ci=ci,
-        gate=ReviewGate(tasks, workspaces, ci, settings, forge_for=forge_for),
+        gate=gate,
         queue=queue,
         dispatch=dispatch,
+        previews=PreviewService(tasks, workspaces, gate, settings),
     )
 
 

@@ -26,8 +26,8 @@ from sandbox.host_git import NotAGitRepo, inspect_repo
 
 REPO_FILE = "shipway.toml"
 REPO_FILE_KEYS = frozenset({"base_branch", "port", "log_level"})
-REPO_FILE_TABLES = frozenset({"test"})
-"""Tables read by the tools themselves (tools/testrun/detect.py), not by Settings."""
+REPO_FILE_TABLES = frozenset({"test", "preview"})
+"""Tables read by the tools themselves (tools/testrun/detect.py, tools/preview/detect.py), not by Settings."""
 STATE_DIR_NAME = ".shipway"
 MIN_TOKEN_CHARS = 16
 
@@ -126,6 +126,22 @@ class Settings(BaseSettings):
         default="spawn",
         description="Queued agent work: start a worker process (spawn), or leave it to `shipway worker`",
     )
+    preview_ttl_s: float = Field(
+        default=3_600.0, gt=0, le=7 * 86_400, description="A preview is taken down this long after it starts"
+    )
+    preview_ready_timeout_s: float = Field(
+        default=60.0, gt=0, le=1_800, description="Time a local preview has to answer its health check"
+    )
+    preview_build_timeout_s: float = Field(default=600.0, gt=0, le=3_600, description="Time limit of [preview] build")
+    preview_approval: Literal["s3", "all", "none"] = Field(
+        default="s3", description="Which previews wait for a person's approval: s3 (on AWS), all, or none"
+    )
+    preview_s3_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    preview_s3_prefix: str = Field(default="previews", pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+    preview_s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint; default AWS's")
+    preview_s3_region: str | None = Field(default=None, description="Default: boto3's (AWS_REGION, ~/.aws/config)")
+    preview_s3_public_url: str | None = Field(default=None, description="Base URL reviewers open (website, CDN)")
+    preview_s3_cloudformation: bool = Field(default=False, description="One CloudFormation stack (bucket) per preview")
     embedder: Literal["auto", "minilm", "openai", "none"] = Field(
         default="auto", description="Semantic search model; auto: the local MiniLM when installed, else none"
     )
@@ -166,10 +182,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"github_repo must look like owner/name, got {self.github_repo!r}")
         elif self.ci == "forge":
             raise ValueError("ci=forge needs a forge with CI of its own (SHIPWAY_FORGE=github)")
-        for name in ("github_api_url", "github_git_url"):
+        for name in ("github_api_url", "github_git_url", "preview_s3_endpoint_url"):
             url = getattr(self, name)
             if url and not _safe_url(url):
                 raise ValueError(f"{name} must be an https:// URL (plain http only on loopback), got {url!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _preview_url_is_a_url(self) -> Settings:
+        url = self.preview_s3_public_url
+        if url and urlparse(url).scheme not in ("http", "https"):
+            raise ValueError(f"preview_s3_public_url must be an http(s):// URL, got {url!r}")
         return self
 
     @model_validator(mode="after")

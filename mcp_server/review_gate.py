@@ -117,18 +117,18 @@ class ReviewGate:
                 to: TaskState | None = None) -> Task:  # fmt: skip
         return self.tasks.record(task.id, actor, action, payload, to)
 
-    def _refuse(self, task: Task, actor: Actor, attempt: str, reason: str,
+    def refuse(self, task: Task, actor: Actor, attempt: str, reason: str,
                 origin: dict[str, Any] | None = None) -> GateRefused:  # fmt: skip
         self._record(task, actor, "gate_refused", {"attempt": attempt, "reason": reason, **(origin or {})})
         return GateRefused(f"{attempt} refused: {reason}")
 
-    def _check_reviewer(self, task: Task, actor: Actor, attempt: str, origin: dict[str, Any] | None = None) -> None:
+    def check_reviewer(self, task: Task, actor: Actor, attempt: str, origin: dict[str, Any] | None = None) -> None:
         if actor.kind != "human":
             reason = f"{actor} is not a person; only a human reviewer can decide"
-            raise self._refuse(task, actor, attempt, reason, origin)
+            raise self.refuse(task, actor, attempt, reason, origin)
         if self.settings.forbid_self_approval and attempt.startswith("approve") and str(actor) == task.created_by:
             reason = f"{actor} started this task and may not approve it (SHIPWAY_FORBID_SELF_APPROVAL)"
-            raise self._refuse(task, actor, attempt, reason, origin)
+            raise self.refuse(task, actor, attempt, reason, origin)
 
     def _tell_forge(self, task: Task, text: str, close: bool = False) -> None:
         """Post a decision taken in Shipway on the forge's PR page; a forge outage must not undo it."""
@@ -150,7 +150,7 @@ class ReviewGate:
             except ForgeUnavailable as exc:
                 log.warning("could not mark the PR of task %s ready on %s: %s", task.id, forge.name, exc)
 
-    def _live(self, task_id: str) -> Task:
+    def live(self, task_id: str) -> Task:
         task = self.tasks.get(task_id)
         if task.state in TERMINAL:
             raise UserInputError(f"task {task.id} already ended ({task.state})")
@@ -159,7 +159,7 @@ class ReviewGate:
     # -- plans
 
     def propose_plan(self, task_id: str, plan: Plan, actor: Actor) -> PlanView:
-        task = self._live(task_id)
+        task = self.live(task_id)
         if task.state == S.REQUESTED:
             task = self._record(task, actor, "planning_started", {}, S.PLANNING)
         if task.state != S.PLANNING:
@@ -191,28 +191,26 @@ class ReviewGate:
 
     def approve_plan(self, task_id: str, comment: str | None, actor: Actor, plan_sha256: str | None = None) -> PlanView:
         text = _comment(comment, required=False)
-        task = self._live(task_id)
-        self._check_reviewer(task, actor, "approve_plan")
+        task = self.live(task_id)
+        self.check_reviewer(task, actor, "approve_plan")
         view = self.plan(task.id)
         if task.state != S.PLAN_REVIEW or view.plan is None:
-            raise self._refuse(
+            raise self.refuse(
                 task, actor, "approve_plan", f"there is no plan waiting for review (task is {task.state})"
             )
         if plan_sha256 and not _same_commit(plan_sha256, view.plan_sha256 or ""):
-            raise self._refuse(task, actor, "approve_plan", "the plan changed since you read it; read it again")
+            raise self.refuse(task, actor, "approve_plan", "the plan changed since you read it; read it again")
         self._record(task, actor, "plan_approved", {"plan": view.plan.model_dump(), "plan_sha256": view.plan_sha256,
                                                     "comment": text}, S.CODING)  # fmt: skip
         return self.plan(task.id)
 
     def reject_plan(self, task_id: str, comment: str | None, actor: Actor) -> PlanView:
         text = _comment(comment, required=True)
-        task = self._live(task_id)
-        self._check_reviewer(task, actor, "reject_plan")
+        task = self.live(task_id)
+        self.check_reviewer(task, actor, "reject_plan")
         view = self.plan(task.id)
         if task.state != S.PLAN_REVIEW:
-            raise self._refuse(
-                task, actor, "reject_plan", f"there is no plan waiting for review (task is {task.state})"
-            )
+            raise self.refuse(task, actor, "reject_plan", f"there is no plan waiting for review (task is {task.state})")
         self._record(task, actor, "plan_rejected", {"plan_sha256": view.plan_sha256, "comment": text}, S.PLANNING)
         return self.plan(task.id)
 
@@ -249,7 +247,7 @@ class ReviewGate:
 
     def open_pr(self, task_id: str, actor: Actor, title: str | None = None, body: str | None = None) -> PullRequest:
         """Open (or update) the task's PR and start CI on its head: testing -> pr_open -> ci."""
-        task = self._live(task_id)
+        task = self.live(task_id)
         title = _comment(title, required=False) or task.title
         if len(title) > 200:
             raise UserInputError(f"the title is {len(title)} characters; keep it under 200")
@@ -302,15 +300,15 @@ class ReviewGate:
                    origin: dict[str, Any] | None = None) -> PullRequest:  # fmt: skip
         """Approve the PR's current head (or refuse when `head_sha`, what the reviewer saw, is no longer it)."""
         text = _comment(comment, required=False)
-        task = self._live(task_id)
-        self._check_reviewer(task, actor, "approve_pr", origin)
+        task = self.live(task_id)
+        self.check_reviewer(task, actor, "approve_pr", origin)
         head = self.workspaces.branch_head(task)
         if head_sha and not _same_commit(head_sha, head):
-            raise self._refuse(task, actor, "approve_pr", f"you reviewed {head_sha[:12]} but the head is now "
+            raise self.refuse(task, actor, "approve_pr", f"you reviewed {head_sha[:12]} but the head is now "
                                                           f"{head[:12]}; review the new commits", origin)  # fmt: skip
         if task.state != S.REVIEW:
             reason = f"the PR is not waiting for review (task is {task.state})"
-            raise self._refuse(task, actor, "approve_pr", reason, origin)
+            raise self.refuse(task, actor, "approve_pr", reason, origin)
         self._record(task, actor, "pr_approved", {"head_sha": head, "comment": text, **(origin or {})}, S.APPROVED)
         if not (origin or {}).get("forge_review"):  # a forge's own review is on its page already
             self._tell_forge(task, f"**Approved** in Shipway by `{actor.name}` at `{head[:12]}`." + _quote(text))
@@ -319,11 +317,11 @@ class ReviewGate:
     def request_changes(self, task_id: str, comment: str | None, actor: Actor,
                         origin: dict[str, Any] | None = None) -> PullRequest:  # fmt: skip
         text = _comment(comment, required=True)
-        task = self._live(task_id)
-        self._check_reviewer(task, actor, "request_changes", origin)
+        task = self.live(task_id)
+        self.check_reviewer(task, actor, "request_changes", origin)
         if task.state not in (S.REVIEW, S.APPROVED):
             reason = f"the PR is not in review (task is {task.state})"
-            raise self._refuse(task, actor, "request_changes", reason, origin)
+            raise self.refuse(task, actor, "request_changes", reason, origin)
         head = self.workspaces.branch_head(task)
         self._record(task, actor, "changes_requested", {"head_sha": head, "comment": text, **(origin or {})},
                      S.NEEDS_CHANGES)  # fmt: skip
@@ -333,10 +331,10 @@ class ReviewGate:
 
     def reject_pr(self, task_id: str, comment: str | None, actor: Actor) -> PullRequest:
         text = _comment(comment, required=True)
-        task = self._live(task_id)
-        self._check_reviewer(task, actor, "reject_pr")
+        task = self.live(task_id)
+        self.check_reviewer(task, actor, "reject_pr")
         if task.state not in (S.REVIEW, S.APPROVED, S.NEEDS_CHANGES):
-            raise self._refuse(task, actor, "reject_pr", f"there is no PR under review (task is {task.state})")
+            raise self.refuse(task, actor, "reject_pr", f"there is no PR under review (task is {task.state})")
         self._record(
             task, actor, "pr_rejected", {"head_sha": self.workspaces.branch_head(task), "comment": text}, S.REJECTED
         )
@@ -370,7 +368,7 @@ class ReviewGate:
             if approve:
                 self.approve_pr(task.id, text, actor, review.commit, origin)
             elif stale:
-                raise self._refuse(task, actor, "request_changes", f"the review is of {str(review.commit)[:12]}, "
+                raise self.refuse(task, actor, "request_changes", f"the review is of {str(review.commit)[:12]}, "
                                    f"not the head {head[:12]}", origin)  # fmt: skip
             else:
                 self.request_changes(task.id, text or f"changes requested on {forge_name}", actor, origin)
@@ -381,8 +379,8 @@ class ReviewGate:
         """Merge when the current head is approved, CI on it is green and nothing conflicts; else say what is not."""
         task = self.tasks.get(task_id)
         if task.state == S.MERGED:
-            raise self._refuse(task, actor, "merge_pr", "the PR is already merged")
-        task = self._live(task_id)
+            raise self.refuse(task, actor, "merge_pr", "the PR is already merged")
+        task = self.live(task_id)
         pr = self.pr(task.id)
         missing = pr.missing if pr.state == "open" else ["no pull request is open (open_pr)"]
         if task.state != S.APPROVED and not any("approv" in m for m in missing):
@@ -391,13 +389,13 @@ class ReviewGate:
             if task.state == S.APPROVED and pr.approved_head != pr.head_sha:
                 self._record(task, Actor(kind="system", name="gate"), "approval_lost",
                              {"approved_head": pr.approved_head, "head_sha": pr.head_sha}, S.NEEDS_CHANGES)  # fmt: skip
-            raise self._refuse(task, actor, "merge_pr", "; ".join(missing))
+            raise self.refuse(task, actor, "merge_pr", "; ".join(missing))
         assert task.base_branch is not None
         try:
             merged = self.forge_for(task).merge(BRANCH_PREFIX + task.id, task.base_branch, pr.head_sha,
                                                 f"Merge {BRANCH_PREFIX}{task.id}: {task.title}")  # fmt: skip
         except MergeRefused as exc:
-            raise self._refuse(task, actor, "merge_pr", str(exc)) from exc
+            raise self.refuse(task, actor, "merge_pr", str(exc)) from exc
         payload = {"head_sha": pr.head_sha, "merge_commit": merged.commit, "method": merged.method,
                    "base_branch": task.base_branch}  # fmt: skip
         self._record(task, actor, "pr_merged", payload, S.MERGED)
@@ -405,8 +403,9 @@ class ReviewGate:
 
 
 def live_preview_url(events: list[Event]) -> str | None:
-    """The URL of the task's preview while it runs: the newest preview event, if it started one."""
-    previews = [e for e in events if e.action.startswith("preview_")]
+    """The URL of the task's preview while it runs: the newest lifecycle event, if it is a live one."""
+    lifecycle = ("preview_started", "preview_ready", "preview_stopped", "preview_failed", "preview_expired")
+    previews = [e for e in events if e.action in lifecycle]
     if previews and previews[-1].action in ("preview_started", "preview_ready"):
         url = previews[-1].payload.get("url")
         return str(url) if url else None

@@ -32,6 +32,7 @@ from mcp_server.ci import CIStatus, TaskCI
 from mcp_server.config import Toolset
 from mcp_server.elicit_review import ask_reviewer_tool
 from mcp_server.errors import StoreError, UserInputError
+from mcp_server.previews import PreviewService, PreviewStatus
 from mcp_server.review_gate import PlanView, PullRequest, ReviewGate
 from mcp_server.schema_trim import trim_schema
 from mcp_server.tasks.model import Actor, Task, TaskState
@@ -45,6 +46,7 @@ from tools.edits.blocks import EditBlock
 from tools.edits.report import EditReport
 from tools.errors import ToolInputError
 from tools.plan import Plan
+from tools.preview.base import TargetName
 from tools.search import (
     FileSlice,
     KnowledgeEntry,
@@ -283,6 +285,39 @@ def gate_tools(gate: ReviewGate, actor: Actor) -> list[ToolSpec]:
 Comment = Annotated[str, Field(description="What you decided and why; the agent reads it", max_length=10_000)]
 
 
+def preview_tools(previews: PreviewService, actor: Actor) -> list[ToolSpec]:
+    def deploy_preview(
+        task_id: TaskId,
+        target: Annotated[
+            TargetName, Field(description="local: from the sandbox; s3: uploaded, may need approval")
+        ] = "local",
+    ) -> PreviewStatus:
+        """Start a live preview of the task branch's head; returns its URL once it answers."""
+        return previews.deploy(task_id, target, actor)
+
+    def preview_status(task_id: TaskId) -> PreviewStatus:
+        """The task's preview: state, URL, commit, expiry, and its log's tail."""
+        return previews.status(task_id)
+
+    def stop_preview(task_id: TaskId) -> PreviewStatus:
+        """Stop the task's preview and remove what it deployed."""
+        return previews.stop(task_id, actor)
+
+    def approve_preview(
+        task_id: TaskId,
+        head_sha: Annotated[str | None, Field(description="The head you looked at; refused if moved")] = None,
+    ) -> PreviewStatus:
+        """Approve the preview an agent asked for (S3); it deploys the current head at once."""
+        return previews.approve(task_id, actor, head_sha)
+
+    return [
+        ToolSpec(caller_errors(deploy_preview), CREATES, BOTH),
+        ToolSpec(caller_errors(preview_status), READ_ONLY, BOTH),
+        ToolSpec(caller_errors(stop_preview), DESTRUCTIVE, BOTH),
+        ToolSpec(caller_errors(approve_preview), CREATES, frozenset({"reviewer"})),
+    ]
+
+
 def reviewer_tools(gate: ReviewGate, actor: Actor) -> list[ToolSpec]:
     def approve_plan(
         task_id: TaskId,
@@ -392,6 +427,7 @@ def create_server(deps: ServerDeps, toolset: Toolset | None = None, actor: Actor
         + gate_tools(deps.gate, actor)
         + reviewer_tools(deps.gate, actor)
         + search_tools(deps.search, actor)
+        + preview_tools(deps.previews, actor)
     )
     if deps.settings.elicit_reviews:
         specs.append(ToolSpec(caller_errors(ask_reviewer_tool(deps.gate)), CREATES, AGENT))
@@ -399,11 +435,26 @@ def create_server(deps: ServerDeps, toolset: Toolset | None = None, actor: Actor
         if chosen in spec.toolsets:
             server.add_tool(spec.fn, annotations=spec.annotations, structured_output=True)
 
+    add_resources(server, deps)
+    return server
+
+
+def add_resources(server: MCPServer, deps: ServerDeps) -> None:
+    """Read-only resources: a task as JSON, a test run's log, a preview's log."""
+
     @server.resource("task://{task_id}", name="task", mime_type="application/json")
     def task_resource(task_id: str) -> str:
         """A task as JSON."""
         try:
             return deps.tasks.get(task_id).model_dump_json(indent=2)
+        except UserInputError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+
+    @server.resource("shipway://tasks/{task_id}/preview/log", name="preview_log", mime_type="text/plain")
+    def preview_log_resource(task_id: str) -> str:
+        """The log of the task's newest preview (build and server output)."""
+        try:
+            return deps.previews.log_text(deps.tasks.resolve_id(task_id))
         except UserInputError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
 
@@ -414,5 +465,3 @@ def create_server(deps: ServerDeps, toolset: Toolset | None = None, actor: Actor
             return deps.tests.log_text(run_id)
         except ToolInputError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
-
-    return server

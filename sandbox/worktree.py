@@ -20,6 +20,8 @@ import contextlib
 import hashlib
 import os
 import shutil
+import subprocess
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from pathlib import Path
 
 from sandbox.base import Workspace
 from sandbox.errors import WorktreeError
-from sandbox.host_git import GitError, driver_overrides, run_git
+from sandbox.host_git import HARDENING, GitError, driver_overrides, git_env, run_git
 
 BRANCH_PREFIX = "shipway/"
 SANDBOX_UID_BASE = 200_000
@@ -145,6 +147,28 @@ class WorktreeManager:
         # own (sandbox-writable) .git file and index.
         shutil.rmtree(path, ignore_errors=True)
         run_git(self.repo, "worktree", "prune", check=False)
+
+    def snapshot(self, commit: str, dest: Path, uid: int | None) -> Path:
+        """The files of `commit` in a fresh directory `dest` (no .git), owned by `uid` when given.
+
+        `git archive` runs hardened (no filters or hooks) and the tar is unpacked with the
+        `data` filter: no links out of `dest`, no device files, no set-id bits."""
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        argv = ["git", *HARDENING, *driver_overrides(self.repo), "-C", str(self.repo), "archive", "--format=tar"]
+        argv.append(commit)
+        with tempfile.TemporaryFile() as archive:
+            done = subprocess.run(argv, stdout=archive, stderr=subprocess.PIPE, env=git_env(), timeout=300, check=False)
+            if done.returncode != 0:
+                lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+                raise WorktreeError(f"cannot read commit {commit[:12]}: {lines[-1] if lines else 'git archive failed'}")
+            archive.seek(0)
+            with tarfile.open(fileobj=archive, mode="r:") as tar:
+                tar.extractall(dest, filter="data")
+        if uid is not None:
+            _chown_tree(dest, uid)
+        return dest
 
     def commit_all(self, worktree: Worktree, message: str) -> str | None:
         """Commit everything in the worktree on the host, hardened; the new sha, or None if clean."""

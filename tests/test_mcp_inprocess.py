@@ -20,9 +20,10 @@ SEARCH_TOOLS = {"search_repo", "read_file", "repo_map", "search_knowledge", "add
 EDIT_TOOLS = {"apply_edit", "show_diff", "revert_edit"}
 TEST_TOOLS = {"run_tests", "get_test_report", "ci_status"}
 GATE_READ = {"get_plan", "get_pr", "merge_pr"}
+PREVIEW_TOOLS = {"deploy_preview", "preview_status", "stop_preview"}
 AGENT_ONLY = {"run_command", "propose_plan", "open_pr"}
-AGENT_TOOLS = TASK_TOOLS | SEARCH_TOOLS | EDIT_TOOLS | TEST_TOOLS | GATE_READ | AGENT_ONLY
-REVIEWER_ONLY = {"approve_plan", "reject_plan", "approve_pr", "request_changes", "reject_pr"}
+AGENT_TOOLS = TASK_TOOLS | SEARCH_TOOLS | EDIT_TOOLS | TEST_TOOLS | GATE_READ | PREVIEW_TOOLS | AGENT_ONLY
+REVIEWER_ONLY = {"approve_plan", "reject_plan", "approve_pr", "request_changes", "reject_pr", "approve_preview"}
 
 
 async def test_the_agent_toolset_lists_exactly_its_tools_with_annotations(deps: ServerDeps) -> None:
@@ -78,7 +79,9 @@ async def test_a_task_goes_from_start_to_abort_with_structured_results(deps: Ser
 async def test_the_reviewer_toolset_acts_as_a_human_and_has_no_agent_only_tools(deps: ServerDeps) -> None:
     async with Client(create_server(deps, toolset="reviewer")) as client:
         listed = {t.name for t in (await client.list_tools()).tools}
-        assert listed == TASK_TOOLS | SEARCH_TOOLS | TEST_TOOLS | GATE_READ | REVIEWER_ONLY | {"show_diff"}
+        assert listed == TASK_TOOLS | SEARCH_TOOLS | TEST_TOOLS | GATE_READ | PREVIEW_TOOLS | REVIEWER_ONLY | {
+            "show_diff"
+        }
         started = await client.call_tool("start_task", {"request": "change"})
     assert Task.model_validate(started.structured_content).created_by.startswith("human:")
 
@@ -134,7 +137,11 @@ async def test_the_task_resource_returns_the_task_as_json(deps: ServerDeps, alic
     task = deps.tasks.start("resource me", actor=alice)
     async with Client(create_server(deps)) as client:
         templates = (await client.list_resource_templates()).resource_templates
-        assert [t.uri_template for t in templates] == ["task://{task_id}", "shipway://test-runs/{run_id}/log"]
+        assert [t.uri_template for t in templates] == [
+            "task://{task_id}",
+            "shipway://tasks/{task_id}/preview/log",
+            "shipway://test-runs/{run_id}/log",
+        ]
         contents = (await client.read_resource(f"task://{task.id}")).contents
         assert Task.model_validate_json(contents[0].text) == task  # type: ignore[union-attr]
         with pytest.raises(Exception, match="no task"):
