@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        target = target_for(settings, job.target, choose_sandbox(settings.unsafe_no_sandbox))
+        target = target_for(job, choose_sandbox(settings.unsafe_no_sandbox))
         ending = supervise(tasks, target, job, directory, stop)
     except PreviewFailed as exc:  # the target could not even be set up (no bucket configured...)
         ending = Ending(how="failed", reason=str(exc))

@@ -16,6 +16,7 @@ identity rules, like any other approval, and deploys the current head.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -70,13 +71,20 @@ class PreviewStatus(BaseModel):
     log_uri: str | None = None
 
 
-def target_for(settings: Settings, name: str, sandbox: Sandbox) -> PreviewTarget:
-    if name == "local":
-        return LocalPreview(sandbox)
-    return S3Preview(sandbox, S3Settings(
+def target_options(settings: Settings, name: str) -> dict[str, Any]:
+    """What a target needs from the settings, written into the job (so every process uses the same)."""
+    if name != "s3":
+        return {}
+    return dataclasses.asdict(S3Settings(
         bucket=settings.preview_s3_bucket, prefix=settings.preview_s3_prefix,
         endpoint_url=settings.preview_s3_endpoint_url, region=settings.preview_s3_region,
         public_url=settings.preview_s3_public_url, cloudformation=settings.preview_s3_cloudformation))  # fmt: skip
+
+
+def target_for(job: PreviewJob, sandbox: Sandbox) -> PreviewTarget:
+    if job.target == "local":
+        return LocalPreview(sandbox)
+    return S3Preview(sandbox, S3Settings(**job.options))
 
 
 def preview_dir(settings: Settings, task_id: str) -> Path:
@@ -120,6 +128,11 @@ class PreviewService:
     def deploy(self, task_id: str, target: str, actor: Actor) -> PreviewStatus:
         if target not in TARGETS:
             raise UserInputError(f"unknown preview target {target[:40]!r}; use one of: {', '.join(TARGETS)}")
+        if target == "s3" and not (self.settings.preview_s3_bucket or self.settings.preview_s3_cloudformation):
+            raise UserInputError(
+                "the s3 target is not configured: set SHIPWAY_PREVIEW_S3_BUCKET (plus AWS credentials the usual boto3 "
+                "way), or SHIPWAY_PREVIEW_S3_CLOUDFORMATION=1; see docs/previews.md"
+            )
         task, _ = self.workspaces.live_worktree(task_id)
         head = self.workspaces.branch_head(task)
         current = self.status(task.id)
@@ -211,7 +224,8 @@ class PreviewService:
                          hidden=[manager.repo, self.settings.state_path, manager.common_dir], readonly=readonly,
                          python=sys.executable, relay=RELAY_IN_SANDBOX, ttl_s=self.settings.preview_ttl_s,
                          ready_timeout_s=self.settings.preview_ready_timeout_s,
-                         build_timeout_s=self.settings.preview_build_timeout_s)  # fmt: skip
+                         build_timeout_s=self.settings.preview_build_timeout_s,
+                         options=target_options(self.settings, target))  # fmt: skip
         (directory / "job.json").write_text(job.model_dump_json(indent=2), encoding="utf-8")
         return job
 
@@ -332,7 +346,7 @@ class PreviewService:
             kill_sandbox(job.socket_path)
         elif read_host(directory).get("phase") != "ended":
             with contextlib.suppress(PreviewFailed):  # nothing more can be done here; the log says what failed
-                target_for(self.settings, job.target, self.workspaces.sandbox).stop(job)
+                target_for(job, self.workspaces.sandbox).stop(job)
         save_log(job, directory)
 
     def log_text(self, task_id: str) -> str:

@@ -51,3 +51,25 @@ def alice() -> Actor:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real moto server on 127.0.0.1 for the whole session (AWS over real HTTP)."""
+    from tests.helpers.moto_server import moto_server
+
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as url:
+        yield url
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty moto server and fake credentials in the environment; returns the endpoint URL."""
+    from tests.helpers.moto_server import FAKE_CREDENTIALS, reset
+
+    reset(moto_endpoint)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    return moto_endpoint

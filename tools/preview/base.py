@@ -52,6 +52,7 @@ class PreviewJob(BaseModel):
     ttl_s: float
     ready_timeout_s: float
     build_timeout_s: float
+    options: dict[str, Any] = Field(default_factory=dict, description="The target's settings (no secrets)")
 
     @property
     def log_path(self) -> Path:
