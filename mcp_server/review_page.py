@@ -18,6 +18,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
 
 from mcp_server.agent_journal import spend_of
+from mcp_server.previews import PreviewStatus
 from mcp_server.review_gate import PlanView, PullRequest
 from mcp_server.tasks.model import Event, Task, TaskState
 from mcp_server.tasks.service import TaskPage
@@ -64,6 +65,7 @@ class TaskView:
     diff_truncated: bool = False
     tests: TestReport | None = None
     preview_url: str | None = None
+    preview: PreviewStatus | None = None
     problems: dict[str, str] = field(default_factory=dict)
 
 
@@ -203,6 +205,34 @@ def _pr_section(view: TaskView, csrf: str) -> str:
     return f'<section id="pr"><h2>Pull request</h2><dl>{table}</dl>{form}</section>'
 
 
+def _preview_section(view: TaskView, csrf: str) -> str:
+    """The preview: its state and link, and the approval an agent's S3 request waits for."""
+    preview = view.preview
+    if preview is None or preview.state == "none":
+        reason = view.problems.get("preview", "No preview. `shipway preview start TASK` starts one.")
+        return f'<section id="preview"><h2>Preview</h2><p class="muted">{escape(reason)}</p></section>'
+    rows = [("State", f'<span class="state" id="preview-state">{escape(preview.state)}</span> '
+                      f"({escape(preview.target or '?')})")]  # fmt: skip
+    if preview.url:
+        rows.append(("Open", _safe_link(preview.url)))
+    if preview.commit:
+        stale = ' <span class="bad">stale: the branch has newer commits</span>' if preview.stale else ""
+        rows.append(("Commit", f"<code>{escape(preview.commit[:12])}</code>{stale}"))
+    if preview.expires_at and preview.state in ("starting", "ready"):
+        rows.append(("Expires", escape(preview.expires_at.strftime("%Y-%m-%d %H:%M UTC"))))
+    if preview.reason:
+        rows.append(("Why", escape(preview.reason)))
+    table = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
+    form = ""
+    if preview.state == "awaiting_approval" and preview.commit:
+        form = (f'<form method="post" action="{_task_href(view.task.id)}/decide">'
+                f'<input type="hidden" name="csrf" value="{escape(csrf, quote=True)}">'
+                f'<input type="hidden" name="head_sha" value="{escape(preview.commit, quote=True)}">'
+                '<div class="actions"><button type="submit" name="action" value="approve_preview" class="approve">'
+                "Approve and deploy the preview</button></div></form>")  # fmt: skip
+    return f'<section id="preview"><h2>Preview</h2><dl>{table}</dl>{form}</section>'
+
+
 def _decision_form(task_id: str, csrf: str, bound_name: str, bound_value: str,
                    actions: list[tuple[str, str, str]]) -> str:  # fmt: skip
     buttons = "".join(
@@ -295,6 +325,7 @@ def render_task(view: TaskView, reviewer: str, csrf: str, notice: str = "", erro
         f"<code>{escape(task.base_commit[:12])}</code></dd>{_agents_row(view)}</dl>"
         f"<h2>Request</h2>{_pre(task.request)}</section>"
     )
-    body = head + _plan_section(view, csrf) + _pr_section(view, csrf) + _diff_section(view)
+    body = head + _plan_section(view, csrf) + _pr_section(view, csrf) + _preview_section(view, csrf)
+    body += _diff_section(view)
     body += _tests_section(view) + _events_section(view)
     return layout(task.title, body, reviewer, csrf, notice, error)

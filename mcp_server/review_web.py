@@ -52,7 +52,7 @@ PREFIX = "/review"
 COOKIE = "shipway_review"
 SESSION_MAX_AGE_S = 12 * 3600
 MAX_FORM_BYTES = 64 * 1024
-DECISIONS = ("approve_plan", "reject_plan", "approve_pr", "request_changes", "reject_pr")
+DECISIONS = ("approve_plan", "reject_plan", "approve_pr", "request_changes", "reject_pr", "approve_preview")
 PAGE_ERRORS = (UserInputError, ToolInputError, WorktreeError, GitError)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
@@ -150,6 +150,10 @@ class ReviewSite:
         events = deps.tasks.store.events(task_id)
         view = TaskView(task=deps.tasks.get(task_id), events=events, plan=plan, pr=pr, problems=problems,
                         preview_url=live_preview_url(events))  # fmt: skip
+        try:
+            view.preview = deps.previews.status(task_id)
+        except PAGE_ERRORS as exc:
+            view.problems["preview"] = f"The preview could not be read: {exc}"
         self._add_diff(view)
         runs = [e for e in events if e.action == "tests_run" and e.payload.get("run_id")]
         if runs:
@@ -202,6 +206,8 @@ class ReviewSite:
             gate.request_changes(task_id, comment, actor)
         elif action == "reject_pr":
             gate.reject_pr(task_id, comment, actor)
+        elif action == "approve_preview":
+            self.deps.previews.approve(task_id, actor, form.get("head_sha") or None)
 
 
 def _html(text: str, status: int = 200) -> HTMLResponse:
