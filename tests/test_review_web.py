@@ -9,7 +9,9 @@ were, and (when a task is named) be in the task's event log.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
@@ -21,7 +23,7 @@ import pytest
 from mcp import Client
 
 from mcp_server.reviewers import ReviewerStore
-from mcp_server.tasks.model import Event, Task, TaskState
+from mcp_server.tasks.model import Actor, Event, Task, TaskState
 from tests.helpers.gitrepo import git
 from tests.helpers.review_site import (
     ADD_DOUBLE_XSS,
@@ -35,7 +37,8 @@ from tests.helpers.review_site import (
     refs,
     task_in_review,
 )
-from tests.helpers.servers import http_server
+from tests.helpers.samples import commit_file
+from tests.helpers.servers import SHIPWAY, http_server
 from tests.test_ci_gate import green_sample
 from tests.test_review_gate import ADD_DOUBLE, PLAN, TEST_DOUBLE, open_green, proposed
 from tests.test_sandbox_tool import needs_bwrap
@@ -74,7 +77,8 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with clean_env():
         repo = green_sample(tmp_path_factory.mktemp("review-web") / "repo")
-        deps = open_green(repo)
+        commit_file(repo, "index.html", "<h1>Approved preview</h1>\n", "a page to preview")
+        deps = open_green(repo, preview_approval="all")  # an agent's local preview waits for a person too
         try:
             tasks = {
                 # Refused requests only: many tests share it and look at what each adds to its log.
@@ -86,7 +90,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 "plan_reject": proposed(deps, PLAN, "Plan sent back on the page"),
                 "bearer": proposed(deps, PLAN, "Plan approved with a bearer token"),
                 "origin_null": proposed(deps, PLAN, "Plan approved by a browser's own form"),
+                "preview": proposed(deps, PLAN, "Preview approved on the page"),
             }
+            waiting = deps.previews.deploy(tasks["preview"].id, "local", Actor(kind="agent", name="mcp-client"))
+            assert waiting.state == "awaiting_approval", waiting
         finally:
             deps.ci.close()
             deps.tasks.store.close()
@@ -611,3 +618,31 @@ def test_a_forged_logout_does_not_end_the_session(site: Site, carol: httpx2.Clie
     with site.client(cookies={"shipway_review": cookie}) as forger:
         forger.post("/review/logout", data={}, headers={"Sec-Fetch-Site": "cross-site"})
     assert carol.get("/review").status_code == 200
+
+
+def test_an_agents_preview_request_is_approved_on_the_page_and_deployed(site: Site, carol: httpx2.Client) -> None:
+    shown = page(carol, site.path("preview"))
+    assert 'id="preview-state">awaiting_approval<' in shown
+    head = site.head("preview")
+    assert hidden(shown, "head_sha") == head and 'name="action" value="approve_preview"' in shown
+    try:
+        response = carol.post(
+            site.path("preview", "/decide"),
+            data={"action": "approve_preview", "csrf": hidden(shown, "csrf"), "head_sha": head},
+            headers={"Origin": site.url, "Sec-Fetch-Site": "same-origin"},
+        )
+        assert response.status_code == 303, response.text
+        actions = [(e.action, e.actor) for e in site.events("preview")]
+        assert actions[-4:] == [
+            ("preview_requested", "agent:mcp-client"), ("preview_approved", "human:carol"),
+            ("preview_started", "human:carol"), ("preview_ready", "system:previews"),
+        ]  # fmt: skip
+        url = site.events("preview")[-1].payload["url"]
+        assert httpx2.get(url, timeout=10).text == "<h1>Approved preview</h1>\n"
+        after = page(carol, response.headers["location"])
+        assert 'id="preview-state">ready<' in after and f'href="{url}"' in after
+        assert "approve_preview" not in after, "nothing waits for approval any more"
+    finally:
+        subprocess.run([SHIPWAY, "preview", "stop", site.tasks["preview"].id, "--repo", str(site.repo)],
+                       check=True, capture_output=True, timeout=60, env={**os.environ, **SERVER_ENV})  # fmt: skip
+    assert site.events("preview")[-1].action == "preview_stopped"
