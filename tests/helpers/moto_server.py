@@ -1,4 +1,7 @@
-"""A real moto server (`moto_server`, from moto[server]) on 127.0.0.1, for the AWS backends' tests.
+"""A real moto server (moto[server]) on 127.0.0.1, for the AWS backends' tests.
+
+It runs as `tests/helpers/moto_launch.py`: moto's own server, with DynamoDB requests serialised
+(see there why).
 
 One server per test session; `reset` empties it between tests (POST /moto-api/reset). Tests
 reach it over real HTTP with boto3, exactly as Shipway reaches AWS, with fake credentials.
@@ -39,12 +42,12 @@ def moto_binary() -> str | None:
 @contextmanager
 def moto_server(log: Path) -> Iterator[str]:
     """Start moto_server on a free loopback port; yields its endpoint URL."""
-    binary = moto_binary()
-    if binary is None:
+    if moto_binary() is None:
         raise RuntimeError("moto_server is not installed: `make install` installs moto[server] (the test extra)")
     port = _free_port()
+    command = [sys.executable, "-m", "tests.helpers.moto_launch", "127.0.0.1", str(port)]  # moto_server, see there
     with log.open("wb") as out:
-        process = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2])
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -2,6 +2,8 @@
 
 python -m tests.helpers.store_writer DB TASK_ID COUNT   append COUNT notes to TASK_ID
 python -m tests.helpers.store_writer DB new COUNT       create COUNT tasks, each moved twice
+
+DB is a SQLite file, or `dynamodb:PREFIX@ENDPOINT` for the DynamoDB store.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import secrets
 import sys
 from pathlib import Path
 
+from mcp_server.tasks.base import TaskStore
+from mcp_server.tasks.dynamo_store import DynamoTaskStore
 from mcp_server.tasks.model import Task, TaskState, utcnow
 from mcp_server.tasks.sqlite_store import SqliteTaskStore
 
@@ -24,8 +28,15 @@ def new_task() -> Task:
     )  # fmt: skip
 
 
+def open_store(db: str) -> TaskStore:
+    if db.startswith("dynamodb:"):
+        prefix, _, endpoint = db.removeprefix("dynamodb:").partition("@")
+        return DynamoTaskStore(prefix, endpoint_url=endpoint)
+    return SqliteTaskStore(Path(db))
+
+
 def main(db: str, target: str, count: int) -> None:
-    store = SqliteTaskStore(Path(db))
+    store = open_store(db)
     for i in range(count):
         if target == "new":
             task = store.create(new_task(), actor=ACTOR, payload={"n": i})

@@ -1,4 +1,7 @@
-"""SqliteTaskStore: atomic transitions, a linear chain under concurrent writers, SIGKILL-safe."""
+"""The TaskStore contract, on every backend: SQLite (file and memory) and DynamoDB (a real moto server).
+
+Atomic transitions, a linear chain under concurrent writer processes, nothing torn by SIGKILL.
+"""
 
 from __future__ import annotations
 
@@ -14,21 +17,39 @@ from pathlib import Path
 import pytest
 
 from mcp_server.errors import InvalidTransition, TaskNotFound
+from mcp_server.tasks.base import TaskStore
 from mcp_server.tasks.chain import verify_chain
+from mcp_server.tasks.dynamo_store import DynamoTaskStore
 from mcp_server.tasks.model import TaskState
 from mcp_server.tasks.sqlite_store import SqliteTaskStore
 from tests.conftest import REPO_ROOT
 from tests.helpers.store_writer import ACTOR, new_task
 
 
-@pytest.fixture(params=["file", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> SqliteTaskStore:
-    made = SqliteTaskStore(tmp_path / "tasks.db") if request.param == "file" else SqliteTaskStore.in_memory()
+@pytest.fixture(params=["file", "memory", "dynamodb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> TaskStore:
+    made: TaskStore
+    if request.param == "dynamodb":
+        made = DynamoTaskStore("contract", endpoint_url=request.getfixturevalue("aws"))
+        assert made.create_tables() == ["contract-tasks", "contract-events"]
+    else:
+        made = SqliteTaskStore(tmp_path / "tasks.db") if request.param == "file" else SqliteTaskStore.in_memory()
     request.addfinalizer(made.close)
     return made
 
 
-def _writer(db: Path, target: str, count: int, *, capture: bool = True) -> subprocess.Popen[str]:
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, TaskStore]:
+    """(what store_writer is given, the store itself) for tests with writer processes."""
+    if request.param == "sqlite":
+        return str(tmp_path / "tasks.db"), SqliteTaskStore(tmp_path / "tasks.db")
+    endpoint = request.getfixturevalue("aws")
+    store = DynamoTaskStore("writers", endpoint_url=endpoint)
+    store.create_tables()
+    return f"dynamodb:writers@{endpoint}", store
+
+
+def _writer(db: Path | str, target: str, count: int, *, capture: bool = True) -> subprocess.Popen[str]:
     output = subprocess.PIPE if capture else subprocess.DEVNULL
     return subprocess.Popen(
         [sys.executable, "-m", "tests.helpers.store_writer", str(db), target, str(count)],
@@ -36,7 +57,7 @@ def _writer(db: Path, target: str, count: int, *, capture: bool = True) -> subpr
     )  # fmt: skip
 
 
-def test_a_new_task_starts_requested_with_one_verified_event(store: SqliteTaskStore) -> None:
+def test_a_new_task_starts_requested_with_one_verified_event(store: TaskStore) -> None:
     task = store.create(new_task(), actor=ACTOR, payload={"request": "r"})
     assert (task.state, task.version) == (TaskState.REQUESTED, 1)
     events = store.events(task.id)
@@ -44,7 +65,7 @@ def test_a_new_task_starts_requested_with_one_verified_event(store: SqliteTaskSt
     assert verify_chain(store.get(task.id), events).ok
 
 
-def test_record_moves_the_task_and_extends_the_chain(store: SqliteTaskStore) -> None:
+def test_record_moves_the_task_and_extends_the_chain(store: TaskStore) -> None:
     task = store.create(new_task(), actor=ACTOR, payload={})
     moved, event = store.record(task.id, actor=ACTOR, action="plan", payload={"a": 1}, to_state=TaskState.PLANNING)
     assert moved.state == TaskState.PLANNING and moved.version == 2
@@ -54,7 +75,7 @@ def test_record_moves_the_task_and_extends_the_chain(store: SqliteTaskStore) -> 
     assert verify_chain(store.get(task.id), store.events(task.id)).ok
 
 
-def test_an_illegal_transition_changes_nothing(store: SqliteTaskStore) -> None:
+def test_an_illegal_transition_changes_nothing(store: TaskStore) -> None:
     task = store.create(new_task(), actor=ACTOR, payload={})
     with pytest.raises(InvalidTransition):
         store.record(task.id, actor=ACTOR, action="merge", payload={}, to_state=TaskState.MERGED)
@@ -62,13 +83,13 @@ def test_an_illegal_transition_changes_nothing(store: SqliteTaskStore) -> None:
     assert len(store.events(task.id)) == 1
 
 
-def test_unknown_task_is_reported_not_created(store: SqliteTaskStore) -> None:
+def test_unknown_task_is_reported_not_created(store: TaskStore) -> None:
     with pytest.raises(TaskNotFound, match="no task"):
         store.record("feedfeedfeed", actor=ACTOR, action="note", payload={})
     assert store.all_ids() == []
 
 
-def test_list_pages_newest_first_and_filters_by_state(store: SqliteTaskStore) -> None:
+def test_list_pages_newest_first_and_filters_by_state(store: TaskStore) -> None:
     ids = [store.create(new_task(), actor=ACTOR, payload={}).id for _ in range(5)]
     store.record(ids[0], actor=ACTOR, action="plan", payload={}, to_state=TaskState.PLANNING)
     page, total = store.page(limit=2, offset=0)
@@ -79,7 +100,7 @@ def test_list_pages_newest_first_and_filters_by_state(store: SqliteTaskStore) ->
     assert count == 1 and [t.id for t in planning] == [ids[0]]
 
 
-def test_prefix_lookup_finds_every_id_with_that_prefix(store: SqliteTaskStore) -> None:
+def test_prefix_lookup_finds_every_id_with_that_prefix(store: TaskStore) -> None:
     for suffix in ("01", "02"):
         store.create(new_task().model_copy(update={"id": f"abcdef0000{suffix}"}), actor=ACTOR, payload={})
     assert store.ids_with_prefix("abcdef") == ["abcdef000001", "abcdef000002"]
@@ -87,9 +108,8 @@ def test_prefix_lookup_finds_every_id_with_that_prefix(store: SqliteTaskStore) -
 
 
 @pytest.mark.slow
-def test_concurrent_writer_processes_keep_one_linear_chain(tmp_path: Path) -> None:
-    db = tmp_path / "tasks.db"
-    store = SqliteTaskStore(db)
+def test_concurrent_writer_processes_keep_one_linear_chain(shared_db: tuple[str, TaskStore]) -> None:
+    db, store = shared_db
     shared = store.create(new_task(), actor=ACTOR, payload={})
     writers = [_writer(db, shared.id, 40) for _ in range(4)] + [_writer(db, "new", 15) for _ in range(2)]
     for proc in writers:
