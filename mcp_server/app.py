@@ -12,6 +12,8 @@ from mcp_server.ci import ForgeCI, LocalCI, TaskCI
 from mcp_server.config import Settings
 from mcp_server.previews import PreviewService
 from mcp_server.review_gate import ReviewGate
+from mcp_server.tasks.base import TaskStore
+from mcp_server.tasks.dynamo_store import DynamoTaskStore
 from mcp_server.tasks.model import Task
 from mcp_server.tasks.service import TaskService
 from mcp_server.tasks.sqlite_store import SqliteTaskStore
@@ -52,10 +54,17 @@ def ensure_state_dir(path: Path) -> Path:
     return path
 
 
+def open_store(settings: Settings) -> TaskStore:
+    """The configured task store: SQLite under the state directory, or DynamoDB (`SHIPWAY_STORE=aws`)."""
+    if settings.store == "aws":
+        return DynamoTaskStore(settings.aws_table_prefix, settings.aws_endpoint_url, settings.aws_region)
+    return SqliteTaskStore(ensure_state_dir(settings.state_path) / STORE_FILE)
+
+
 def open_task_service(settings: Settings) -> TaskService:
     """The task store and its service alone (for helper processes such as a preview's supervisor)."""
-    state = ensure_state_dir(settings.state_path)
-    return TaskService(SqliteTaskStore(state / STORE_FILE), settings)
+    ensure_state_dir(settings.state_path)
+    return TaskService(open_store(settings), settings)
 
 
 def open_deps(settings: Settings) -> ServerDeps:

@@ -316,11 +316,13 @@ from mcp_server.cli_agents import register as register_agents  # noqa: E402 - th
 from mcp_server.cli_agents import register_demo  # noqa: E402
 from mcp_server.cli_previews import preview_group  # noqa: E402
 from mcp_server.cli_review import register as register_review  # noqa: E402
+from mcp_server.cli_scale import tables_group  # noqa: E402
 from mcp_server.cli_tests import ci_group, test_group  # noqa: E402
 
 cli.add_command(test_group)
 cli.add_command(ci_group)
 cli.add_command(preview_group)
+cli.add_command(tables_group)
 register_review(cli)
 register_agents(cli, task)
 register_demo(cli)

@@ -126,6 +126,16 @@ class Settings(BaseSettings):
         default="spawn",
         description="Queued agent work: start a worker process (spawn), or leave it to `shipway worker`",
     )
+    store: Literal["sqlite", "aws"] = Field(
+        default="sqlite", description="Where tasks live: SQLite under the state directory, or DynamoDB (many workers)"
+    )
+    aws_table_prefix: str = Field(
+        default="shipway",
+        pattern=r"^[A-Za-z0-9_.-]{1,200}$",
+        description="DynamoDB tables are <prefix>-tasks and <prefix>-events",
+    )
+    aws_endpoint_url: str | None = Field(default=None, description="DynamoDB-compatible endpoint; default AWS's")
+    aws_region: str | None = Field(default=None, description="Default: boto3's (AWS_REGION, ~/.aws/config)")
     preview_ttl_s: float = Field(
         default=3_600.0, gt=0, le=7 * 86_400, description="A preview is taken down this long after it starts"
     )
@@ -182,7 +192,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"github_repo must look like owner/name, got {self.github_repo!r}")
         elif self.ci == "forge":
             raise ValueError("ci=forge needs a forge with CI of its own (SHIPWAY_FORGE=github)")
-        for name in ("github_api_url", "github_git_url", "preview_s3_endpoint_url"):
+        for name in ("github_api_url", "github_git_url", "preview_s3_endpoint_url", "aws_endpoint_url"):
             url = getattr(self, name)
             if url and not _safe_url(url):
                 raise ValueError(f"{name} must be an https:// URL (plain http only on loopback), got {url!r}")
