@@ -62,6 +62,13 @@ class ScriptedChatModel:
         self._cursor = 0
         self.calls: list[list[Message]] = []
 
+    def at(self, position: int) -> ScriptedChatModel:
+        """A copy that answers from step `position + 1`, with no cursor file. A worker running many tasks
+        off one script positions each task's copy by the model calls its journal holds."""
+        copy = ScriptedChatModel(self.script)
+        copy._cursor = position
+        return copy
+
     @classmethod
     def from_file(cls, path: Path, *, persist: bool = True) -> ScriptedChatModel:
         script = Script.model_validate_json(path.read_text(encoding="utf-8"))

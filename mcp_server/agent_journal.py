@@ -13,17 +13,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agents.budget import Spend
 from agents.chat import Message, Usage
 from agents.loop import RoundInfo, StepRecord
-from mcp_server.errors import UserInputError
+from mcp_server.errors import ShipwayError, UserInputError
 from mcp_server.tasks.model import Actor, Event
 from mcp_server.tasks.service import TaskService
 
 RUNS_DIR = "agent-runs"
+
+
+class LeaseLost(ShipwayError):
+    """This worker no longer holds the task (its lease ran out and another worker took it): stop, record nothing."""
 
 
 def spend_of(events: list[Event]) -> Spend:
@@ -37,10 +42,13 @@ def spend_of(events: list[Event]) -> Spend:
 
 
 class TaskJournal:
-    def __init__(self, tasks: TaskService, task_id: str, state_dir: Path) -> None:
+    def __init__(self, tasks: TaskService, task_id: str, state_dir: Path,
+                 fence: Callable[[], bool] | None = None) -> None:  # fmt: skip
         self.tasks = tasks
         self.task_id = task_id
         self.dir = state_dir / RUNS_DIR / task_id
+        self.fence = fence
+        """Says whether this worker still holds the task; checked before every step is recorded."""
 
     def _events(self, *actions: str) -> list[dict[str, Any]]:
         return [e.payload for e in self.tasks.store.events(self.task_id) if e.action in actions]
@@ -96,6 +104,12 @@ class TaskJournal:
         return number
 
     def step(self, record: StepRecord) -> None:
+        """Record a completed step once: the step's key (round, step) is its idempotency key. A worker whose
+        lease was taken over (a second delivery of the task) finds it gone or the key taken, and stops."""
+        if self.fence is not None and not self.fence():
+            raise LeaseLost(f"task {self.task_id}: the lease was lost before step {record.round}.{record.step}")
+        if any(p["round"] == record.round and p["step"] == record.step for p in self._events("agent_step")):
+            raise LeaseLost(f"task {self.task_id}: step {record.round}.{record.step} was recorded by another worker")
         sha = self._append(record.round, record.messages)
         payload = record.model_dump(exclude={"messages"}) | {"sha256": sha}
         self.tasks.record(self.task_id, Actor(kind="agent", name=record.agent), "agent_step", payload)

@@ -30,7 +30,7 @@ from agents.openai_model import OpenAIChatModel
 from agents.scripted import ScriptedChatModel
 from agents.toolbox import Toolbox
 from mcp_server.agent_dispatch import running_agents
-from mcp_server.agent_journal import TaskJournal
+from mcp_server.agent_journal import LeaseLost, TaskJournal
 from mcp_server.app import ServerDeps
 from mcp_server.config import Settings
 from mcp_server.errors import UserInputError
@@ -60,8 +60,9 @@ def budget_of(settings: Settings) -> Budget:
                   max_tokens=settings.agent_max_tokens, max_cost_usd=settings.agent_max_cost_usd)  # fmt: skip
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_name(slot: int = 0) -> str:
+    """`host:pid`, and `host:pid:slot` for the other slots of a worker running several tasks at once."""
+    return f"{socket.gethostname()}:{os.getpid()}" + (f":{slot}" if slot else "")
 
 
 class Worker:
@@ -86,9 +87,14 @@ class Worker:
         outcomes = []
         while (claimed := self.deps.queue.claim(self.name, LEASE_S, task_id)) is not None:
             while True:
-                with _plain_errors():
-                    async with self._leased(claimed):
-                        outcome = await self.run(claimed)
+                try:
+                    with _plain_errors():
+                        async with self._leased(claimed):
+                            outcome = await self.run(claimed)
+                except LeaseLost as exc:  # another worker has the task now; it is theirs to finish
+                    log.warning("%s", exc)
+                    outcomes.append(Outcome(status="paused", state=self.deps.tasks.get(claimed).state, reason=str(exc)))
+                    break
                 outcomes.append(outcome)
                 # Woken while it ran (by its own moves, or a decision it may not have seen)? Go round again:
                 # reading the state first and releasing after could lose a decision landing in between.
@@ -98,11 +104,24 @@ class Worker:
                     break
         return outcomes
 
-    async def serve(self, poll_s: float = 2.0) -> None:
-        """Run queued tasks as they come, until cancelled."""
+    async def serve(self, poll_s: float = 2.0, concurrency: int = 1) -> None:
+        """Run queued tasks as they come, `concurrency` at a time, until cancelled."""
+        if concurrency > 1:
+            async with anyio.create_task_group() as group:
+                for slot in range(concurrency):
+                    group.start_soon(self._slot(slot).serve, poll_s)
+            return
         while True:
-            if not await self.run_queued():
+            try:
+                ran = await self.run_queued()
+            except Exception:  # recorded on the task (agent_crashed); its lease runs out and it is retried
+                log.exception("worker %s: a task crashed; going on with the queue", self.name)
+                ran = [Outcome(status="failed", state=TaskState.FAILED, reason="crashed")]
+            if not ran:
                 await anyio.sleep(poll_s)
+
+    def _slot(self, slot: int) -> Worker:
+        return Worker(self.deps, self.model, worker_name(slot), self.server_url, self.http_token)
 
     @asynccontextmanager
     async def _leased(self, task_id: str) -> AsyncIterator[None]:
@@ -141,10 +160,15 @@ class Worker:
 
     async def _drive(self, task_id: str) -> Outcome:
         tasks = self.deps.tasks
-        journal = TaskJournal(tasks, task_id, self.deps.settings.state_path)
+        queue = self.deps.queue
+        fence = lambda: queue.renew(task_id, self.name, LEASE_S) or queue.lease(task_id) is None  # noqa: E731
+        journal = TaskJournal(tasks, task_id, self.deps.settings.state_path, fence)
+        model = self.model
+        if isinstance(model, ScriptedChatModel) and self.deps.settings.model_script_per_task:
+            model = model.at(journal.spend().steps)  # this task's place in the script: its completed model calls
         async with self._session() as client:
             toolbox = await Toolbox.open(client, ALL_TOOLS, {"task_id": task_id})
-            ctx = AgentContext(self.model, toolbox, journal, budget_of(self.deps.settings),
+            ctx = AgentContext(model, toolbox, journal, budget_of(self.deps.settings),
                                self.deps.settings.model_prices)  # fmt: skip
             try:
                 return await Driver(ctx, self.limits).run()
@@ -154,6 +178,8 @@ class Worker:
                 tasks.record(task_id, SYSTEM, "agent_paused", {"reason": str(exc), "retryable": exc.retryable})
                 resume = f"`shipway task continue {task_id}` resumes from the last completed step"
                 return Outcome(status="paused", state=tasks.get(task_id).state, reason=f"{exc}; {resume}")
+            except LeaseLost:
+                raise
             except Exception as exc:  # a cancellation or Ctrl-C is not a crash: the lease runs out, continue resumes
                 log.exception("the agents crashed on task %s", task_id)
                 tasks.record(task_id, SYSTEM, "agent_crashed", {"error": f"{type(exc).__name__}: {exc}"[:1_000]})
@@ -228,7 +254,8 @@ def take_over(deps: ServerDeps, task_id: str) -> str:
         raise UserInputError(f"task {task.id} already ended ({task.state}); start a new one")
     lease = deps.queue.lease(task.id)
     if lease is not None and lease.live():
-        host, _, pid = (lease.worker or "").rpartition(":")
+        host, _, pid = (lease.worker or "").partition(":")
+        pid = pid.partition(":")[0]
         if host != socket.gethostname() or _alive(int(pid or 0)):
             raise UserInputError(f"worker {lease.worker} is running task {task.id}; wait for it (`shipway task log "
                                  f"{task.id} --follow`), or stop it and run this again")  # fmt: skip

@@ -12,6 +12,7 @@ from mcp_server.ci import ForgeCI, LocalCI, TaskCI
 from mcp_server.config import Settings
 from mcp_server.previews import PreviewService
 from mcp_server.review_gate import ReviewGate
+from mcp_server.sqs_queue import SqsAgentQueue
 from mcp_server.tasks.base import TaskStore
 from mcp_server.tasks.dynamo_store import DynamoTaskStore
 from mcp_server.tasks.model import Task
@@ -61,6 +62,14 @@ def open_store(settings: Settings) -> TaskStore:
     return SqliteTaskStore(ensure_state_dir(settings.state_path) / STORE_FILE)
 
 
+def open_queue(settings: Settings) -> AgentQueue:
+    """The agent work queue: SQLite beside the store, or SQS with DynamoDB leases (`SHIPWAY_STORE=aws`)."""
+    if settings.store == "aws":
+        return SqsAgentQueue(settings.aws_table_prefix, settings.aws_endpoint_url, settings.aws_region,
+                             settings.aws_max_receives)  # fmt: skip
+    return SqliteAgentQueue(ensure_state_dir(settings.state_path) / QUEUE_FILE)
+
+
 def open_task_service(settings: Settings) -> TaskService:
     """The task store and its service alone (for helper processes such as a preview's supervisor)."""
     ensure_state_dir(settings.state_path)
@@ -68,13 +77,12 @@ def open_task_service(settings: Settings) -> TaskService:
 
 
 def open_deps(settings: Settings) -> ServerDeps:
-    state = ensure_state_dir(settings.state_path)
     tasks = open_task_service(settings)
     workspaces = TaskWorkspaces(tasks, settings)
     tests = TaskTests(workspaces, settings)
     forge_for = forges(settings)
     ci = TaskCI(LocalCI(tests), ForgeCI(tests, forge_for), settings, forge_for)
-    queue = SqliteAgentQueue(state / QUEUE_FILE)
+    queue = open_queue(settings)
     dispatch = AgentDispatch(settings, queue)
     tasks.on_move.append(dispatch.wake)
     ci.listen(lambda task_id, green: None if green else dispatch.wake(tasks.get(task_id)))

@@ -13,6 +13,7 @@ import click
 
 from mcp_server.cli_common import repo_option
 from mcp_server.config import load_settings
+from mcp_server.sqs_queue import SqsAgentQueue
 from mcp_server.tasks.dynamo_store import DynamoTaskStore
 
 
@@ -25,11 +26,14 @@ def tables_group() -> None:
 @click.option("--prefix", default=None, help="Table name prefix (default: SHIPWAY_AWS_TABLE_PREFIX or 'shipway').")
 @repo_option
 def tables_create(prefix: str | None, repo: Path | None) -> None:
-    """Create the DynamoDB tables for tasks and their event logs (on-demand billing)."""
+    """Create the DynamoDB tables (tasks, events, leases) and the SQS queue with its dead-letter queue."""
     settings = load_settings(repo=repo, aws_table_prefix=prefix)
     store = DynamoTaskStore(settings.aws_table_prefix, settings.aws_endpoint_url, settings.aws_region)
-    made = store.create_tables()
-    for name in (store.tasks_table, store.events_table):
+    queue = SqsAgentQueue(settings.aws_table_prefix, settings.aws_endpoint_url, settings.aws_region,
+                          settings.aws_max_receives)  # fmt: skip
+    made = store.create_tables() + queue.create()
+    names = (store.tasks_table, store.events_table, queue.leases_table, f"{queue.queue_name}-dead", queue.queue_name)
+    for name in names:
         click.echo(f"{name}: {'created' if name in made else 'already there'}")
     if settings.store != "aws":
         click.echo("note: SHIPWAY_STORE is not `aws`, so this Shipway still keeps tasks in SQLite", err=True)

@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     model_script: Path | None = Field(
         default=None, description="Replay a ScriptedChatModel script instead of calling a model (tests, demo)"
     )
+    model_script_per_task: bool = Field(
+        default=False, description="Each task replays model_script from its own position (many tasks, one script)"
+    )
     model_prices: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description='USD per million input and output tokens: {"model": [in, out]}'
     )
@@ -136,6 +139,8 @@ class Settings(BaseSettings):
     )
     aws_endpoint_url: str | None = Field(default=None, description="DynamoDB-compatible endpoint; default AWS's")
     aws_region: str | None = Field(default=None, description="Default: boto3's (AWS_REGION, ~/.aws/config)")
+    aws_max_receives: int = Field(default=5, ge=1, le=1000, description="Deliveries of a task that never finishes "
+                                  "before SQS moves it to the dead-letter queue")
     preview_ttl_s: float = Field(
         default=3_600.0, gt=0, le=7 * 86_400, description="A preview is taken down this long after it starts"
     )

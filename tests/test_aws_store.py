@@ -25,11 +25,14 @@ def aws_store(aws: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_tables_create_makes_both_tables_once(aws_store: str, repo: Path) -> None:
     first = shipway("tables", "create", "--repo", str(repo))
     assert first.returncode == 0, first.stderr
-    assert first.stdout.splitlines() == ["team-tasks: created", "team-events: created"]
+    names = ["team-tasks", "team-events", "team-leases", "team-agent-queue-dead", "team-agent-queue"]
+    assert first.stdout.splitlines() == [f"{name}: created" for name in names]
     again = shipway("tables", "create", "--repo", str(repo))
-    assert again.stdout.splitlines() == ["team-tasks: already there", "team-events: already there"]
+    assert again.stdout.splitlines() == [f"{name}: already there" for name in names]
     tables = boto3.client("dynamodb", endpoint_url=aws_store).list_tables()["TableNames"]
-    assert sorted(tables) == ["team-events", "team-tasks"]
+    assert sorted(tables) == ["team-events", "team-leases", "team-tasks"]
+    queues = boto3.client("sqs", endpoint_url=aws_store).list_queues()["QueueUrls"]
+    assert sorted(url.rsplit("/", 1)[1] for url in queues) == ["team-agent-queue", "team-agent-queue-dead"]
 
 
 def test_tasks_started_from_the_cli_live_in_dynamodb_not_in_sqlite(aws_store: str, repo: Path) -> None:
