@@ -40,7 +40,6 @@ from mcp_server.tasks.model import Actor, TaskState
 from mcp_server.tasks.service import NO_MODEL
 
 log = logging.getLogger(__name__)
-LEASE_S = 60.0
 AGENT = Actor(kind="agent", name="shipway")
 SYSTEM = Actor(kind="system", name="agents")
 
@@ -79,13 +78,14 @@ class Worker:
         self.name = name or worker_name()
         self.server_url = server_url
         self.http_token = http_token
+        self.lease_s = deps.settings.agent_lease_s
         self.limits = DriverLimits(ci_retries=deps.settings.agent_ci_retries,
                                    review_rounds=deps.settings.agent_review_rounds)  # fmt: skip
 
     async def run_queued(self, task_id: str | None = None) -> list[Outcome]:
         """Claim and run queued tasks (only `task_id`, if given) until none is left; their outcomes."""
         outcomes = []
-        while (claimed := self.deps.queue.claim(self.name, LEASE_S, task_id)) is not None:
+        while (claimed := self.deps.queue.claim(self.name, self.lease_s, task_id)) is not None:
             while True:
                 try:
                     with _plain_errors():
@@ -96,11 +96,12 @@ class Worker:
                     outcomes.append(Outcome(status="paused", state=self.deps.tasks.get(claimed).state, reason=str(exc)))
                     break
                 outcomes.append(outcome)
+                log.info("worker %s: task %s: %s (%s)", self.name, claimed, outcome.status, outcome.state)
                 # Woken while it ran (by its own moves, or a decision it may not have seen)? Go round again:
                 # reading the state first and releasing after could lose a decision landing in between.
                 if not self.deps.queue.release(claimed, self.name):
                     break
-                if self.deps.queue.claim(self.name, LEASE_S, claimed) is None:
+                if self.deps.queue.claim(self.name, self.lease_s, claimed) is None:
                     break
         return outcomes
 
@@ -127,8 +128,8 @@ class Worker:
     async def _leased(self, task_id: str) -> AsyncIterator[None]:
         async def renew() -> None:
             while True:
-                await anyio.sleep(LEASE_S / 3)
-                self.deps.queue.renew(task_id, self.name, LEASE_S)
+                await anyio.sleep(self.lease_s / 3)  # the heartbeat
+                self.deps.queue.renew(task_id, self.name, self.lease_s)
 
         async with anyio.create_task_group() as group:
             group.start_soon(renew)
@@ -161,7 +162,7 @@ class Worker:
     async def _drive(self, task_id: str) -> Outcome:
         tasks = self.deps.tasks
         queue = self.deps.queue
-        fence = lambda: queue.renew(task_id, self.name, LEASE_S) or queue.lease(task_id) is None  # noqa: E731
+        fence = lambda: queue.renew(task_id, self.name, self.lease_s) or queue.lease(task_id) is None  # noqa: E731
         journal = TaskJournal(tasks, task_id, self.deps.settings.state_path, fence)
         model = self.model
         if isinstance(model, ScriptedChatModel) and self.deps.settings.model_script_per_task:

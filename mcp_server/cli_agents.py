@@ -6,6 +6,7 @@ rejected or aborted, or its agents paused or crashed (the last line says why and
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -85,11 +86,14 @@ def register(cli: click.Group, task: click.Group) -> None:
     @click.option("--task", "task_id", default=None, help="Run only this task (when it is queued).")
     @click.option("--once", is_flag=True, help="Run what is queued now, then exit.")
     @click.option("--poll", "poll_s", type=float, default=2.0, show_default=True, help="Seconds between looks.")
+    @click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
+                  help="Tasks this worker runs at once.")  # fmt: skip
     @click.option("--server", "server_url", default=None,
                   help="Call the tools of a running server (its MCP URL) instead of an in-process one; "
                        "sends $SHIPWAY_HTTP_TOKEN.")  # fmt: skip
     @repo_option
-    def worker(task_id: str | None, once: bool, poll_s: float, server_url: str | None, repo: Path | None) -> None:
+    def worker(task_id: str | None, once: bool, poll_s: float, concurrency: int, server_url: str | None,
+               repo: Path | None) -> None:  # fmt: skip
         """Run Shipway's planner and coder on queued autonomous tasks."""
         from mcp_server.agent_worker import Worker, build_model
 
@@ -97,8 +101,9 @@ def register(cli: click.Group, task: click.Group) -> None:
         token = deps.settings.http_token.get_secret_value() if deps.settings.http_token else None
         runner = Worker(deps, build_model(deps.settings), server_url=server_url, http_token=token)
         if task_id is None and not once:
-            click.echo(f"shipway worker {runner.name}: waiting for tasks (Ctrl-C stops)")
-            anyio.run(runner.serve, poll_s)
+            logging.basicConfig(stream=sys.stderr, level="INFO", format="%(asctime)s %(name)s: %(message)s")
+            click.echo(f"shipway worker {runner.name}: waiting for tasks, {concurrency} at a time (Ctrl-C stops)")
+            anyio.run(runner.serve, poll_s, concurrency)
             return
         tid = deps.tasks.resolve_id(task_id) if task_id else None
         for outcome in anyio.run(runner.run_queued, tid):

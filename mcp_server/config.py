@@ -125,6 +125,13 @@ class Settings(BaseSettings):
     agent_max_cost_usd: float | None = Field(default=None, gt=0, description="USD per task (needs model_prices)")
     agent_ci_retries: int = Field(default=2, ge=0, le=20, description="Attempts to fix a red CI")
     agent_review_rounds: int = Field(default=3, ge=0, le=20, description="Rounds answering 'request changes'")
+    agent_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3_600,
+        description="A worker's hold on a task, renewed "
+        "every third of it; a dead worker's task is taken over when it runs out",
+    )
     agent_launch: Literal["spawn", "external"] = Field(
         default="spawn",
         description="Queued agent work: start a worker process (spawn), or leave it to `shipway worker`",
@@ -139,8 +146,12 @@ class Settings(BaseSettings):
     )
     aws_endpoint_url: str | None = Field(default=None, description="DynamoDB-compatible endpoint; default AWS's")
     aws_region: str | None = Field(default=None, description="Default: boto3's (AWS_REGION, ~/.aws/config)")
-    aws_max_receives: int = Field(default=5, ge=1, le=1000, description="Deliveries of a task that never finishes "
-                                  "before SQS moves it to the dead-letter queue")
+    aws_max_receives: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Deliveries of a task that never finishes before SQS moves it to the dead-letter queue",
+    )
     preview_ttl_s: float = Field(
         default=3_600.0, gt=0, le=7 * 86_400, description="A preview is taken down this long after it starts"
     )

@@ -704,8 +704,7 @@ def test_requested_changes_wake_the_coder_with_the_comment_and_the_pr_comes_back
 def test_with_plan_review_auto_one_worker_run_plans_codes_and_reaches_review(
     hello: Callable[..., ServerDeps], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mcp_server.agent_worker.LEASE_S", 0.6)  # renewed every 0.2 s
-    deps = hello(plan_review="auto")
+    deps = hello(plan_review="auto", agent_lease_s=0.6)  # renewed every 0.2 s
     task_id = start(deps)
     held_after_tests: list[bool] = []
     run_task = deps.tests.run_task
