@@ -73,6 +73,7 @@ bench: install ## Run the benchmarks (printed, not asserted)
 	$(BIN)/python -m bench.mcp_load
 	$(BIN)/python -m bench.sandbox
 	$(BIN)/python -m bench.test_selection
+	$(BIN)/python -m bench.queue
 	@if [ -d "$$MIRRORS" ]; then $(BIN)/python -m bench.edit_robustness; \
 	else echo "bench.edit_robustness skipped: set MIRRORS (see ../shared/bench/README.md)"; fi
 
