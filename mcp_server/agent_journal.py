@@ -4,15 +4,15 @@ Each round is an `agent_round_started` event, each completed step an `agent_step
 tokens, cost, seconds, which tools it called and whether they worked) and each end an
 `agent_round_finished` event, all hash-chained with the rest of the task. The conversation
 itself (prompts, tool results) is too big for the log: it goes to
-`<state>/agent-runs/<task>/round-<n>.jsonl`, one line per step, and each step's event carries
-the sha256 of its line, so the log vouches for the transcript it resumes from.
+`<state>/agent-runs/<task>/round-<n>.jsonl`, one line per step (or to S3 for a team:
+mcp_server/transcripts.py), and each step's event carries the sha256 of its line, so the log
+vouches for the transcript it resumes from.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,9 @@ from agents.loop import RoundInfo, StepRecord
 from mcp_server.errors import ShipwayError, UserInputError
 from mcp_server.tasks.model import Actor, Event
 from mcp_server.tasks.service import TaskService
+from mcp_server.transcripts import RUNS_DIR, LocalTranscripts, Transcripts
 
-RUNS_DIR = "agent-runs"
+__all__ = ["RUNS_DIR", "LeaseLost", "TaskJournal", "spend_of"]
 
 
 class LeaseLost(ShipwayError):
@@ -42,11 +43,11 @@ def spend_of(events: list[Event]) -> Spend:
 
 
 class TaskJournal:
-    def __init__(self, tasks: TaskService, task_id: str, state_dir: Path,
+    def __init__(self, tasks: TaskService, task_id: str, transcripts: Transcripts | Path,
                  fence: Callable[[], bool] | None = None) -> None:  # fmt: skip
         self.tasks = tasks
         self.task_id = task_id
-        self.dir = state_dir / RUNS_DIR / task_id
+        self.transcripts = LocalTranscripts(transcripts) if isinstance(transcripts, Path) else transcripts
         self.fence = fence
         """Says whether this worker still holds the task; checked before every step is recorded."""
 
@@ -68,36 +69,29 @@ class TaskJournal:
                 found[number] = RoundInfo(number=number, agent=agent, reason=payload["reason"])
         return list(found.values())
 
-    def _file(self, round_no: int) -> Path:
-        return self.dir / f"round-{round_no}.jsonl"
-
     def conversation(self, round_no: int) -> list[Message]:
         """The round's messages, each line checked against the hash its event recorded."""
         expected = [p["sha256"] for p in self._events("agent_round_started", "agent_step") if p["round"] == round_no]
-        lines = self._file(round_no).read_bytes().splitlines() if self._file(round_no).exists() else []
+        lines = self.transcripts.lines(self.task_id, round_no)
         messages: list[Message] = []
         for n, sha in enumerate(expected):
             if n >= len(lines) or hashlib.sha256(lines[n]).hexdigest() != sha:
-                where = self._file(round_no)
+                where = self.transcripts.where(self.task_id, round_no)
                 raise UserInputError(f"the transcript of round {round_no} of task {self.task_id} is missing or was "
                                      f"changed at line {n + 1}; it cannot be resumed ({where})")  # fmt: skip
             messages.extend(json.loads(lines[n]))
         if len(lines) > len(expected):  # written by a step that crashed before its event: not part of the round
-            self._file(round_no).write_bytes(b"".join(line + b"\n" for line in lines[: len(expected)]))
+            self.transcripts.truncate(self.task_id, round_no, len(expected))
         return messages
 
     def _append(self, round_no: int, messages: list[Message]) -> str:
         line = json.dumps(messages, separators=(",", ":"), ensure_ascii=False).encode()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with self._file(round_no).open("ab") as out:
-            out.write(line + b"\n")
-            out.flush()
-            os.fsync(out.fileno())
+        self.transcripts.append(self.task_id, round_no, line)
         return hashlib.sha256(line).hexdigest()
 
     def open_round(self, agent: str, reason: str, messages: list[Message]) -> int:
         number = len(self._events("agent_round_started")) + 1
-        self._file(number).unlink(missing_ok=True)  # a line written by a run that crashed before its event
+        self.transcripts.truncate(self.task_id, number, 0)  # a line written by a run that crashed before its event
         sha = self._append(number, messages)
         self.tasks.record(self.task_id, Actor(kind="agent", name=agent), "agent_round_started",
                           {"agent": agent, "round": number, "reason": reason, "sha256": sha})  # fmt: skip

@@ -31,7 +31,7 @@ from agents.scripted import ScriptedChatModel
 from agents.toolbox import Toolbox
 from mcp_server.agent_dispatch import running_agents
 from mcp_server.agent_journal import LeaseLost, TaskJournal
-from mcp_server.app import ServerDeps
+from mcp_server.app import ServerDeps, open_transcripts
 from mcp_server.config import Settings
 from mcp_server.errors import UserInputError
 from mcp_server.server import create_server
@@ -163,7 +163,7 @@ class Worker:
         tasks = self.deps.tasks
         queue = self.deps.queue
         fence = lambda: queue.renew(task_id, self.name, self.lease_s) or queue.lease(task_id) is None  # noqa: E731
-        journal = TaskJournal(tasks, task_id, self.deps.settings.state_path, fence)
+        journal = TaskJournal(tasks, task_id, open_transcripts(self.deps.settings), fence)
         model = self.model
         if isinstance(model, ScriptedChatModel) and self.deps.settings.model_script_per_task:
             model = model.at(journal.spend().steps)  # this task's place in the script: its completed model calls

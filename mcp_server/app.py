@@ -19,6 +19,7 @@ from mcp_server.tasks.model import Task
 from mcp_server.tasks.service import TaskService
 from mcp_server.tasks.sqlite_store import SqliteTaskStore
 from mcp_server.test_runs import TaskTests
+from mcp_server.transcripts import LocalTranscripts, S3Transcripts, Transcripts
 from mcp_server.workspaces import TaskWorkspaces
 from tools.forge.base import Forge
 from tools.forge.github import GitHubForge
@@ -68,6 +69,14 @@ def open_queue(settings: Settings) -> AgentQueue:
         return SqsAgentQueue(settings.aws_table_prefix, settings.aws_endpoint_url, settings.aws_region,
                              settings.aws_max_receives)  # fmt: skip
     return SqliteAgentQueue(ensure_state_dir(settings.state_path) / QUEUE_FILE)
+
+
+def open_transcripts(settings: Settings) -> Transcripts:
+    """Agent transcripts: in S3 when a team shares a bucket (`SHIPWAY_AWS_ARTIFACTS_BUCKET`), else local files."""
+    if settings.store == "aws" and settings.aws_artifacts_bucket:
+        return S3Transcripts(settings.aws_artifacts_bucket, settings.aws_table_prefix, settings.aws_endpoint_url,
+                             settings.aws_region)  # fmt: skip
+    return LocalTranscripts(settings.state_path)
 
 
 def open_task_service(settings: Settings) -> TaskService:

@@ -15,6 +15,7 @@ from mcp_server.cli_common import repo_option
 from mcp_server.config import load_settings
 from mcp_server.sqs_queue import SqsAgentQueue
 from mcp_server.tasks.dynamo_store import DynamoTaskStore
+from mcp_server.transcripts import S3Transcripts
 
 
 @click.group("tables")
@@ -32,7 +33,13 @@ def tables_create(prefix: str | None, repo: Path | None) -> None:
     queue = SqsAgentQueue(settings.aws_table_prefix, settings.aws_endpoint_url, settings.aws_region,
                           settings.aws_max_receives)  # fmt: skip
     made = store.create_tables() + queue.create()
-    names = (store.tasks_table, store.events_table, queue.leases_table, f"{queue.queue_name}-dead", queue.queue_name)
+    names = [store.tasks_table, store.events_table, queue.leases_table, f"{queue.queue_name}-dead", queue.queue_name]
+    if settings.aws_artifacts_bucket:
+        bucket = settings.aws_artifacts_bucket
+        names.append(f"s3://{bucket}")
+        transcripts = S3Transcripts(bucket, settings.aws_table_prefix, settings.aws_endpoint_url, settings.aws_region)
+        if transcripts.create_bucket():
+            made.append(f"s3://{bucket}")
     for name in names:
         click.echo(f"{name}: {'created' if name in made else 'already there'}")
     if settings.store != "aws":

@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     )
     aws_endpoint_url: str | None = Field(default=None, description="DynamoDB-compatible endpoint; default AWS's")
     aws_region: str | None = Field(default=None, description="Default: boto3's (AWS_REGION, ~/.aws/config)")
+    aws_artifacts_bucket: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="S3 bucket for agent transcripts, so any machine can resume",
+    )
     aws_max_receives: int = Field(
         default=5,
         ge=1,

@@ -19,13 +19,21 @@ def aws_store(aws: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("SHIPWAY_STORE", "aws")
     monkeypatch.setenv("SHIPWAY_AWS_ENDPOINT_URL", aws)
     monkeypatch.setenv("SHIPWAY_AWS_TABLE_PREFIX", "team")
+    monkeypatch.setenv("SHIPWAY_AWS_ARTIFACTS_BUCKET", "team-artifacts")
     return aws
 
 
 def test_tables_create_makes_both_tables_once(aws_store: str, repo: Path) -> None:
     first = shipway("tables", "create", "--repo", str(repo))
     assert first.returncode == 0, first.stderr
-    names = ["team-tasks", "team-events", "team-leases", "team-agent-queue-dead", "team-agent-queue"]
+    names = [
+        "team-tasks",
+        "team-events",
+        "team-leases",
+        "team-agent-queue-dead",
+        "team-agent-queue",
+        "s3://team-artifacts",
+    ]
     assert first.stdout.splitlines() == [f"{name}: created" for name in names]
     again = shipway("tables", "create", "--repo", str(repo))
     assert again.stdout.splitlines() == [f"{name}: already there" for name in names]

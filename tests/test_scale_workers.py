@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import boto3
 import pytest
 
 from mcp_server.app import ServerDeps, open_deps
@@ -41,6 +42,7 @@ def team(aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     """A hello-cli repository whose tasks and queue live on the moto server, as a team's would."""
     settings = {
         "SHIPWAY_STORE": "aws", "SHIPWAY_AWS_ENDPOINT_URL": aws, "SHIPWAY_AWS_TABLE_PREFIX": "team",
+        "SHIPWAY_AWS_ARTIFACTS_BUCKET": "team-artifacts",
         "SHIPWAY_AGENT_LAUNCH": "external", "SHIPWAY_PLAN_REVIEW": "auto", "SHIPWAY_AGENT_LEASE_S": "3",
         "SHIPWAY_MODEL_SCRIPT": str(SCRIPT), "SHIPWAY_MODEL_SCRIPT_PER_TASK": "1",
         "SHIPWAY_TEST_PYTHON": sys.executable,
@@ -117,6 +119,12 @@ def test_three_worker_processes_drain_a_queue_of_tasks_each_done_exactly_once(te
         assert team.tasks.store.events(task_id)[-1].action == "agent_waiting"
         pr = team.gate.pr(task_id)
         assert pr.ci == "success" and pr.state == "open"
+    s3 = boto3.client("s3", endpoint_url=team.settings.aws_endpoint_url)
+    for task_id in task_ids:  # the transcripts any machine resumes from are in the shared bucket, not on this disk
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="team-artifacts", Prefix=f"team/agent-runs/{task_id}/")
+                .get("Contents", [])]  # fmt: skip
+        assert len(keys) == 2 + 6, keys  # each round's opening, and one line per step
+    assert not list(team.settings.state_path.glob("agent-runs/*/round-*.jsonl"))
     busy = {name: tasks for name, tasks in handled_by(tmp_path).items() if tasks}
     assert len(busy) >= 2, f"the work was shared between workers: {busy}"
     assert set().union(*busy.values()) == set(task_ids)
