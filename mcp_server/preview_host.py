@@ -28,6 +28,7 @@ from mcp_server.config import load_settings
 from mcp_server.previews import SYSTEM, preview_dir, save_log, target_for
 from mcp_server.tasks.service import TaskService
 from sandbox.select import choose_sandbox
+from tools.errors import ToolInputError
 from tools.preview.base import Ending, PreviewFailed, PreviewJob, PreviewTarget, log_tail
 
 log = logging.getLogger("shipway.preview_host")
@@ -49,12 +50,13 @@ def supervise(tasks: TaskService, target: PreviewTarget, job: PreviewJob, direct
     deadline = time.monotonic() + job.ttl_s
     try:
         deployment = target.start(job)
-    except PreviewFailed as exc:
-        ending = Ending(how="failed", reason=str(exc), log_tail=exc.log_tail or log_tail(job.log_path))
-    else:
-        write_host(directory, phase="ready", url=deployment.url)
+    except ToolInputError as exc:  # PreviewFailed, or a [preview] table or output the tools refused
+        tail = exc.log_tail if isinstance(exc, PreviewFailed) else ""
+        ending = Ending(how="failed", reason=str(exc), log_tail=tail or log_tail(job.log_path))
+    else:  # recorded before host.json says so: whoever waits for "ready" reads the event next
         tasks.record(job.task_id, SYSTEM, "preview_ready", {"url": deployment.url, "target": job.target,
                                                             "commit": job.commit, **deployment.detail})  # fmt: skip
+        write_host(directory, phase="ready", url=deployment.url)
         ending = target.wait(job, stop, deadline)
     try:
         target.stop(job)

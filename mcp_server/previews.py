@@ -48,11 +48,17 @@ PREVIEWS_DIR = "previews"
 RELAY_IN_SANDBOX = Path("/run/shipway/relay.py")
 LIFECYCLE = ("preview_requested", "preview_approved", "preview_started", "preview_ready", "preview_stopped",
              "preview_failed", "preview_expired")  # fmt: skip
+RUNNING = ("preview_started", "preview_ready", "preview_stopped", "preview_failed", "preview_expired")
+"""The events of a preview that ran (a request or an approval says nothing about what runs)."""
 LIVE = ("preview_started", "preview_ready")
 SYSTEM = Actor(kind="system", name="previews")
 STOP_GRACE_S = 30.0
 POLL_S = 0.1
 DEPENDENCY_DIRS = ("node_modules", ".venv")
+
+_supervisors: set[subprocess.Popen[bytes]] = set()
+"""Supervisors this process started: held so a running one is never garbage-collected (Python warns), and
+reaped when they end (no zombies in a long-running server)."""
 
 PreviewState = Literal["none", "awaiting_approval", "starting", "ready", "stopped", "failed", "expired"]
 
@@ -207,9 +213,11 @@ class PreviewService:
             shutil.rmtree(directory)
         manager = self.workspaces.manager(Path(task.repo))
         _, worktree = self.workspaces.live_worktree(task.id)
-        tree = manager.snapshot(head, directory / "tree", worktree.uid)
+        tree = directory / "tree"
+        left_out = manager.snapshot(head, tree, worktree.uid)
         run_dir = Path(tempfile.mkdtemp(prefix=f"shipway-preview-{task.id}-"))
-        (run_dir / "preview.log").touch()
+        note = f"left out of the snapshot (links out of the tree, special files): {', '.join(left_out[:20])}\n"
+        (run_dir / "preview.log").write_text(note if left_out else "", encoding="utf-8")
         readonly = [(Path(__file__).resolve().parent.parent / "tools" / "preview" / "relay.py", RELAY_IN_SANDBOX)]
         if sys.prefix != sys.base_prefix:
             readonly.append((Path(sys.prefix), Path(sys.prefix)))  # Shipway's own interpreter, for relay and servers
@@ -225,7 +233,7 @@ class PreviewService:
                          python=sys.executable, relay=RELAY_IN_SANDBOX, ttl_s=self.settings.preview_ttl_s,
                          ready_timeout_s=self.settings.preview_ready_timeout_s,
                          build_timeout_s=self.settings.preview_build_timeout_s,
-                         options=target_options(self.settings, target))  # fmt: skip
+                         options=target_options(self.settings, target), left_out=left_out)  # fmt: skip
         (directory / "job.json").write_text(job.model_dump_json(indent=2), encoding="utf-8")
         return job
 
@@ -236,6 +244,8 @@ class PreviewService:
         with (directory / "host.log").open("ab") as out:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                        env=env, start_new_session=True)  # fmt: skip
+        _supervisors.difference_update({p for p in _supervisors if p.poll() is not None})
+        _supervisors.add(process)
         return process
 
     def _tell_pr(self, task: Task, head: str, url: str) -> None:
@@ -252,25 +262,31 @@ class PreviewService:
     def status(self, task_id: str) -> PreviewStatus:
         task = self.tasks.get(task_id)
         events = self.tasks.store.events(task.id)
-        newest = _newest(events, LIFECYCLE)
-        if newest is None:
+        if _newest(events, LIFECYCLE) is None:
             return PreviewStatus(task_id=task.id, state="none")
-        if newest.action in LIVE:
-            self._reconcile(task, newest)
+        running = _newest(events, RUNNING)
+        if running is not None and running.action in LIVE:
+            self._reconcile(task)
             events = self.tasks.store.events(task.id)
-            newest = _newest(events, LIFECYCLE)
-            assert newest is not None
-        return self._view(task, events, newest)
+        return self._view(task, events)
 
-    def _view(self, task: Task, events: list[Event], newest: Event) -> PreviewStatus:
+    def _view(self, task: Task, events: list[Event]) -> PreviewStatus:
+        view = self._running_view(task, events)
+        request = _newest(events, LIFECYCLE)
+        if request is None or request.action != "preview_requested":
+            return view
+        target = request.payload.get("target")
+        waits = f"a {target} preview waits for a person: `shipway preview approve {task.id}` (or approve_preview)"
+        if view.url:
+            waits += f"; the preview of {str(view.commit)[:12]} stays up at {view.url} until then"
+        return view.model_copy(update={"state": "awaiting_approval", "target": target, "stale": False,
+                                       "commit": request.payload.get("head_sha"), "reason": waits})  # fmt: skip
+
+    def _running_view(self, task: Task, events: list[Event]) -> PreviewStatus:
         base = PreviewStatus(task_id=task.id, state="none", log_uri=f"shipway://tasks/{task.id}/preview/log")
-        if newest.action == "preview_requested":
-            target = newest.payload.get("target")
-            waits = f"a {target} preview waits for a person: `shipway preview approve {task.id}` (or approve_preview)"
-            return base.model_copy(update={"state": "awaiting_approval", "target": target,
-                                           "commit": newest.payload.get("head_sha"), "reason": waits})  # fmt: skip
+        newest = _newest(events, RUNNING)
         started = _newest(events, ("preview_started",))
-        if started is None:
+        if started is None or newest is None:
             return base
         commit = started.payload.get("commit")
         expires = started.payload.get("expires_at")
@@ -288,7 +304,7 @@ class PreviewService:
             update |= {"state": state.get(newest.action, "stopped"), "reason": newest.payload.get("reason")}
         return base.model_copy(update=update)
 
-    def _reconcile(self, task: Task, newest: Event) -> None:
+    def _reconcile(self, task: Task) -> None:
         """A live preview whose supervisor is gone without a word (killed, a reboot) is failed and cleaned up."""
         directory = preview_dir(self.settings, task.id)
         host = read_host(directory)
@@ -314,8 +330,7 @@ class PreviewService:
 
     def _end(self, task: Task, reason: str, actor: Actor, quiet: bool = False) -> bool:
         """Stop the task's live preview, if any, and record it; False when none was live."""
-        events = self.tasks.store.events(task.id)
-        newest = _newest(events, LIFECYCLE)
+        newest = _newest(self.tasks.store.events(task.id), RUNNING)
         if newest is None or newest.action not in LIVE:
             return False
         directory = preview_dir(self.settings, task.id)
@@ -329,7 +344,7 @@ class PreviewService:
             if supervisor_alive(pid, task.id):
                 os.kill(pid, 9)
         self._cleanup(task.id)
-        newest = _newest(self.tasks.store.events(task.id), LIFECYCLE)
+        newest = _newest(self.tasks.store.events(task.id), RUNNING)
         if newest is not None and newest.action in LIVE:  # the supervisor did not record an ending first
             self.tasks.record(task.id, actor, "preview_stopped", {"reason": reason})
         return True

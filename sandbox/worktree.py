@@ -148,11 +148,22 @@ class WorktreeManager:
         shutil.rmtree(path, ignore_errors=True)
         run_git(self.repo, "worktree", "prune", check=False)
 
-    def snapshot(self, commit: str, dest: Path, uid: int | None) -> Path:
-        """The files of `commit` in a fresh directory `dest` (no .git), owned by `uid` when given.
+    def snapshot(self, commit: str, dest: Path, uid: int | None) -> list[str]:
+        """The files of `commit` in a fresh directory `dest` (no .git), owned by `uid` when given;
+        returns the paths left out.
 
         `git archive` runs hardened (no filters or hooks) and the tar is unpacked with the
-        `data` filter: no links out of `dest`, no device files, no set-id bits."""
+        `data` filter: no device files, no set-id bits, and a link pointing out of `dest`
+        (a committed `dist/leak -> /etc/passwd`) is left out rather than followed."""
+        skipped: list[str] = []
+
+        def keep_safe(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+            try:
+                return tarfile.data_filter(member, path)
+            except tarfile.FilterError:
+                skipped.append(member.name)
+                return None
+
         if dest.exists():
             shutil.rmtree(dest)
         dest.mkdir(parents=True)
@@ -165,10 +176,10 @@ class WorktreeManager:
                 raise WorktreeError(f"cannot read commit {commit[:12]}: {lines[-1] if lines else 'git archive failed'}")
             archive.seek(0)
             with tarfile.open(fileobj=archive, mode="r:") as tar:
-                tar.extractall(dest, filter="data")
+                tar.extractall(dest, filter=keep_safe)  # noqa: S202 - keep_safe is the data filter, skipping
         if uid is not None:
             _chown_tree(dest, uid)
-        return dest
+        return skipped
 
     def commit_all(self, worktree: Worktree, message: str) -> str | None:
         """Commit everything in the worktree on the host, hardened; the new sha, or None if clean."""

@@ -53,6 +53,7 @@ class PreviewJob(BaseModel):
     ready_timeout_s: float
     build_timeout_s: float
     options: dict[str, Any] = Field(default_factory=dict, description="The target's settings (no secrets)")
+    left_out: list[str] = Field(default_factory=list, description="Committed paths the snapshot left out (links out)")
 
     @property
     def log_path(self) -> Path:

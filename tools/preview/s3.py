@@ -135,9 +135,10 @@ class S3Preview:
         session = boto3.session.Session(region_name=settings.region)
         config = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"},
                         s3={"addressing_style": "path"} if settings.endpoint_url else None)  # fmt: skip
-        self.s3 = session.client("s3", endpoint_url=settings.endpoint_url, config=config)
-        self.cloudformation = session.client("cloudformation", endpoint_url=settings.endpoint_url, config=config)
-        self.region = session.region_name or "us-east-1"
+        self.region = session.region_name or "us-east-1"  # S3 answers on any region; boto3 needs one named
+        self.s3 = session.client("s3", endpoint_url=settings.endpoint_url, config=config, region_name=self.region)
+        self.cloudformation = session.client("cloudformation", endpoint_url=settings.endpoint_url, config=config,
+                                             region_name=self.region)  # fmt: skip
 
     def key_prefix(self, task_id: str) -> str:
         return f"{self.settings.prefix.strip('/')}/{task_id}/"
@@ -150,6 +151,8 @@ class S3Preview:
             raise PreviewFailed("the s3 target uploads static files, and none were found: set [preview] output to "
                                 "the directory your [preview] build writes (it needs an index.html)")  # fmt: skip
         files, skipped = site_files(site, self.settings.max_files, self.settings.max_bytes)
+        inside = site.relative_to(job.tree.resolve())
+        skipped += [Path(p).relative_to(inside).as_posix() for p in job.left_out if Path(p).is_relative_to(inside)]
         bucket, website = self._bucket(job.task_id)
         prefix = self.key_prefix(job.task_id)
         self._clear(bucket, prefix)
