@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,7 @@ from mcp_server.agent_queue import Lease
 from mcp_server.errors import StoreError
 
 MAX_RECEIVES = 5
+MISSING_QUEUE = "AWS.SimpleQueueService.NonExistentQueue"
 _FREE = "attribute_not_exists(task_id) OR attribute_not_exists(worker) OR lease_until <= :now"
 
 
@@ -37,7 +39,9 @@ def _queue_errors(what: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        raise StoreError(f"agent queue (AWS) {what}: {error.get('Code')}: {error.get('Message')}") from exc
+        code = error.get("Code", "")
+        hint = "; run `shipway tables create`" if code in ("ResourceNotFoundException", MISSING_QUEUE) else ""
+        raise StoreError(f"agent queue (AWS) {what}: {code}: {error.get('Message')}{hint}") from exc
     except BotoCoreError as exc:
         raise StoreError(f"agent queue (AWS) {what}: {exc}") from exc
 
@@ -99,115 +103,141 @@ class SqsAgentQueue:
 
     # -- the AgentQueue protocol
 
+    def _update(self, task_id: str, what: str, **request: Any) -> dict[str, Any] | None:
+        """One UpdateItem on the task's lease: its new attributes, or None when its condition failed."""
+        with _queue_errors(f"{what} {task_id}"):
+            try:
+                found = self.db.update_item(TableName=self.leases_table, Key={"task_id": {"S": task_id}},
+                                            ReturnValues="ALL_NEW", **request)  # fmt: skip
+            except ClientError as exc:
+                if _condition_failed(exc):
+                    return None
+                raise
+        return dict(found.get("Attributes", {}))
+
+    def _item(self, task_id: str) -> dict[str, Any]:
+        with _queue_errors(f"reading the lease of {task_id}"):
+            found = self.db.get_item(TableName=self.leases_table, Key={"task_id": {"S": task_id}}, ConsistentRead=True)
+        return dict(found.get("Item", {}))
+
+    def _visible_in(self, receipt: str, seconds: float) -> None:
+        with contextlib.suppress(ClientError, BotoCoreError):  # a handle gone stale: the message is someone else's now
+            self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=receipt,
+                                               VisibilityTimeout=max(0, math.ceil(seconds)))  # fmt: skip
+
     def put(self, task_id: str) -> bool:
-        now = time.time()
-        try:
-            values = {":yes": {"BOOL": True}, ":now": {"N": repr(now)}}
-            self.db.update_item(TableName=self.leases_table, Key={"task_id": {"S": task_id}},
-                                UpdateExpression="SET wanted = :yes", ExpressionAttributeValues=values,  # type: ignore[arg-type]
-                                ConditionExpression="attribute_exists(worker) AND lease_until > :now")  # fmt: skip
+        values = {":yes": {"BOOL": True}, ":now": {"N": repr(time.time())}}
+        held = self._update(task_id, "waking", UpdateExpression="SET wanted = :yes", ExpressionAttributeValues=values,
+                            ConditionExpression="attribute_exists(worker) AND lease_until > :now")  # fmt: skip
+        if held is not None:
             return False  # a live worker holds it: it goes round again instead
-        except ClientError as exc:
-            if not _condition_failed(exc):
-                raise StoreError(f"agent queue (AWS) waking {task_id}: {exc}") from exc
         with _queue_errors(f"queueing {task_id}"):
             self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps({"task_id": task_id}))
         return True
 
-    def _take(self, task_id: str, worker: str, lease_s: float, receipt: str | None) -> bool:
-        now = time.time()
-        values: dict[str, Any] = {":w": {"S": worker}, ":until": {"N": repr(now + lease_s)}, ":now": {"N": repr(now)},
-                                  ":no": {"BOOL": False}}  # fmt: skip
-        update = "SET worker = :w, lease_until = :until, wanted = :no"
-        if receipt is not None:
-            update += ", receipt = :r"
-            values[":r"] = {"S": receipt}
-        try:
-            self.db.update_item(TableName=self.leases_table, Key={"task_id": {"S": task_id}}, UpdateExpression=update,
-                                ConditionExpression=_FREE, ExpressionAttributeValues=values)  # fmt: skip
-            return True
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise StoreError(f"agent queue (AWS) leasing {task_id}: {exc}") from exc
+    def _take(self, task_id: str, worker: str, lease_s: float, since: float,
+              message: dict[str, Any] | None) -> bool:  # fmt: skip
+        values: dict[str, Any] = {":w": {"S": worker}, ":until": {"N": repr(since + lease_s)},
+                                  ":now": {"N": repr(time.time())}, ":no": {"BOOL": False},
+                                  ":since": {"N": repr(since)}}  # fmt: skip
+        update, condition = "SET worker = :w, lease_until = :until, wanted = :no, claimed_at = :since", _FREE
+        if message is not None:  # the lease owns the message: renewed, then deleted, with the lease
+            update += ", receipt = :r, message_id = :m"
+            sent = int(message.get("Attributes", {}).get("SentTimestamp", "0")) / 1000
+            values |= {":r": {"S": message["ReceiptHandle"]}, ":m": {"S": message["MessageId"]},
+                       ":sent": {"N": repr(sent)}}  # fmt: skip
+            condition = f"({_FREE}) AND (attribute_not_exists(served_before) OR served_before <= :sent)"
+        taken = self._update(task_id, "leasing", UpdateExpression=update, ConditionExpression=condition,
+                             ExpressionAttributeValues=values)  # fmt: skip
+        return taken is not None
 
     def claim(self, worker: str, lease_s: float, task_id: str | None = None) -> str | None:
         if task_id is not None:
-            return task_id if self._take(task_id, worker, lease_s, None) else None
+            return task_id if self._take(task_id, worker, lease_s, time.time(), None) else None
         while True:
+            since = time.time()  # the lease counts from before the receive, so it never outlives the invisibility
             with _queue_errors("receiving"):
-                got = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=1,
-                                               VisibilityTimeout=max(1, int(lease_s)), WaitTimeSeconds=1)  # fmt: skip
+                got = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=1, WaitTimeSeconds=1,
+                                               VisibilityTimeout=math.ceil(lease_s),
+                                               MessageSystemAttributeNames=["SentTimestamp"])  # fmt: skip
             messages = got.get("Messages", [])
             if not messages:
                 return None
-            message = messages[0]
-            found = json.loads(message["Body"])["task_id"]
-            if self._take(found, worker, lease_s, message["ReceiptHandle"]):
-                return str(found)
-            # Another worker holds it (a second delivery, or a wake-up): it goes round again; drop this copy.
-            self.put(found)
-            with _queue_errors("dropping a duplicate"):
-                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+            message: dict[str, Any] = dict(messages[0])
+            found = str(json.loads(message["Body"])["task_id"])
+            if self._take(found, worker, lease_s, since, message):
+                return found
+            self._not_taken(found, message)
+
+    def _not_taken(self, task_id: str, message: dict[str, Any]) -> None:
+        """A message for a task that is held, or was served already: keep it with its holder, or drop it."""
+        item = self._item(task_id)
+        sent = int(message.get("Attributes", {}).get("SentTimestamp", "0")) / 1000
+        holder = item.get("worker", {}).get("S")
+        if holder is None and sent < float(item.get("served_before", {}).get("N", "0")):
+            pass  # sent before the run that has since finished began: that run served it
+        elif holder is not None and item.get("message_id", {}).get("S") in (None, message["MessageId"]):
+            # The holder's own message come back early, or the message of a task claimed by name: it is the
+            # holder's; take its newest handle and keep it invisible for the rest of the lease.
+            kept = self._update(task_id, "keeping the message of", ConditionExpression="worker = :w",
+                                UpdateExpression="SET receipt = :r, message_id = :m",
+                                ExpressionAttributeValues={":w": {"S": holder}, ":r": {"S": message["ReceiptHandle"]},
+                                                           ":m": {"S": message["MessageId"]}})  # fmt: skip
+            if kept is not None:
+                self._visible_in(message["ReceiptHandle"], float(kept["lease_until"]["N"]) - time.time())
+                return
+            self.put(task_id)  # the holder let go meanwhile: queue it afresh
+        else:
+            self.put(task_id)  # a second delivery, or a wake-up while held: the holder goes round again
+        with _queue_errors("dropping a duplicate"):
+            self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
 
     def renew(self, task_id: str, worker: str, lease_s: float) -> bool:
-        try:
-            values = {":w": {"S": worker}, ":until": {"N": repr(time.time() + lease_s)}}
-            found = self.db.update_item(TableName=self.leases_table, Key={"task_id": {"S": task_id}},
-                                        UpdateExpression="SET lease_until = :until", ReturnValues="ALL_NEW",
-                                        ConditionExpression="worker = :w",
-                                        ExpressionAttributeValues=values)  # fmt: skip
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise StoreError(f"agent queue (AWS) renewing {task_id}: {exc}") from exc
-        receipt = found.get("Attributes", {}).get("receipt", {}).get("S")
+        renewed = self._update(task_id, "renewing", UpdateExpression="SET lease_until = :until",
+                               ConditionExpression="worker = :w",
+                               ExpressionAttributeValues={":w": {"S": worker},
+                                                          ":until": {"N": repr(time.time() + lease_s)}})  # fmt: skip
+        if renewed is None:
+            return False
+        receipt = renewed.get("receipt", {}).get("S")
         if receipt:  # the heartbeat: keep the message invisible as long as the lease lives
-            with contextlib.suppress(ClientError):
-                self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=receipt,
-                                                   VisibilityTimeout=max(1, int(lease_s)))  # fmt: skip
+            self._visible_in(receipt, lease_s)
         return True
 
     def release(self, task_id: str, worker: str) -> bool:
-        key = {"task_id": {"S": task_id}}
-        with _queue_errors(f"releasing {task_id}"):
-            item = self.db.get_item(TableName=self.leases_table, Key=key, ConsistentRead=True).get("Item")
-        if item is None or item.get("worker", {}).get("S") != worker:
+        item = self._item(task_id)
+        if item.get("worker", {}).get("S") != worker:
             return False
-        mine = {":w": {"S": worker}}
-        try:  # not woken meanwhile: the work is done, the message goes
-            self.db.delete_item(TableName=self.leases_table, Key=key, ConditionExpression="worker = :w AND "
-                                "wanted = :no", ExpressionAttributeValues={**mine, ":no": {"BOOL": False}})  # fmt: skip
-        except ClientError as exc:
-            if not _condition_failed(exc):
-                raise StoreError(f"agent queue (AWS) releasing {task_id}: {exc}") from exc
-            with _queue_errors(f"releasing {task_id}"):  # woken: keep the message, free the lease, go round
-                self.db.update_item(TableName=self.leases_table, Key=key, ConditionExpression="worker = :w",
-                                    UpdateExpression="REMOVE worker, lease_until SET wanted = :no",
-                                    ExpressionAttributeValues={**mine, ":no": {"BOOL": False}})  # fmt: skip
+        mine = {":w": {"S": worker}, ":no": {"BOOL": False}}
+        # Messages sent before this run began were served by it. (Sent times are SQS's clock, claimed_at this
+        # machine's: a skew longer than a whole run could drop a wake-up; NTP keeps it to milliseconds.)
+        served = float(item.get("claimed_at", {}).get("N", "0"))
+        done = self._update(task_id, "releasing", ConditionExpression="worker = :w AND wanted = :no",
+                            UpdateExpression="REMOVE worker, lease_until, receipt, message_id SET served_before = :s",
+                            ExpressionAttributeValues={**mine, ":s": {"N": repr(served)}})  # fmt: skip
+        if done is None:  # woken meanwhile: keep the message, free the lease; the caller goes round again
+            self._update(task_id, "releasing", ConditionExpression="worker = :w",
+                         UpdateExpression="REMOVE worker, lease_until SET wanted = :no",
+                         ExpressionAttributeValues=mine)  # fmt: skip
             return True
         receipt = item.get("receipt", {}).get("S")
         if receipt:
-            with contextlib.suppress(ClientError):  # already gone back to the queue: it is a harmless wake-up
+            with contextlib.suppress(ClientError, BotoCoreError):  # gone back to the queue: dropped as served
                 self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=receipt)
         return False
 
     def lease(self, task_id: str) -> Lease | None:
-        with _queue_errors(f"reading the lease of {task_id}"):
-            item = self.db.get_item(TableName=self.leases_table, Key={"task_id": {"S": task_id}},
-                                    ConsistentRead=True).get("Item")  # fmt: skip
-        if item is None:
-            return None
+        item = self._item(task_id)
+        if "worker" not in item:
+            return None  # never held, or let go
         until = item.get("lease_until", {}).get("N")
-        return Lease(task_id=task_id, worker=item.get("worker", {}).get("S"),
+        return Lease(task_id=task_id, worker=item["worker"]["S"],
                      lease_until=float(until) if until is not None else None)  # fmt: skip
 
     def expire(self, task_id: str) -> None:
-        with _queue_errors(f"expiring the lease of {task_id}"):
-            found = self.db.update_item(TableName=self.leases_table, Key={"task_id": {"S": task_id}},
-                                        UpdateExpression="SET lease_until = :zero", ReturnValues="ALL_NEW",
-                                        ExpressionAttributeValues={":zero": {"N": "0"}})  # fmt: skip
-        receipt = found.get("Attributes", {}).get("receipt", {}).get("S")
+        ended = self._update(task_id, "expiring the lease of", UpdateExpression="SET lease_until = :zero",
+                             ConditionExpression="attribute_exists(worker)",
+                             ExpressionAttributeValues={":zero": {"N": "0"}})  # fmt: skip
+        receipt = (ended or {}).get("receipt", {}).get("S")
         if receipt:
-            with contextlib.suppress(ClientError):
-                self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=receipt, VisibilityTimeout=0)
+            self._visible_in(receipt, 0)
