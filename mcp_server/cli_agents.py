@@ -83,7 +83,7 @@ def register(cli: click.Group, task: click.Group) -> None:
             sys.exit(follow(deps, tid, after_seq=deps.tasks.get(tid).version, until_waiting=True))
 
     @cli.command()
-    @click.option("--task", "task_id", default=None, help="Run only this task (when it is queued).")
+    @click.option("--task", "task_id", default=None, help="Run only this task (queued, or held by no live worker).")
     @click.option("--once", is_flag=True, help="Run what is queued now, then exit.")
     @click.option("--poll", "poll_s", type=float, default=2.0, show_default=True, help="Seconds between looks.")
     @click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
