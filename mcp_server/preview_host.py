@@ -44,12 +44,23 @@ def write_host(directory: Path, **fields: Any) -> None:
     os.replace(temporary, directory / "host.json")
 
 
+class StoppedWhileStarting(Exception):
+    """SIGTERM arrived before the preview was up: abandon the start."""
+
+
 def supervise(tasks: TaskService, target: PreviewTarget, job: PreviewJob, directory: Path,
-              stop: threading.Event) -> Ending:  # fmt: skip
-    write_host(directory, pid=os.getpid(), phase="starting")
+              stop: threading.Event, up: threading.Event) -> Ending:  # fmt: skip
     deadline = time.monotonic() + job.ttl_s
     try:
-        deployment = target.start(job)
+        try:
+            write_host(directory, pid=os.getpid(), phase="starting")
+            if stop.is_set():
+                raise StoppedWhileStarting
+            deployment = target.start(job)
+        finally:
+            up.set()  # from here on a SIGTERM only sets `stop`, which wait() and the teardown honour
+    except StoppedWhileStarting:
+        ending = Ending(how="stopped", reason="stopped before it was up")
     except ToolInputError as exc:  # PreviewFailed, or a [preview] table or output the tools refused
         tail = exc.log_tail if isinstance(exc, PreviewFailed) else ""
         ending = Ending(how="failed", reason=str(exc), log_tail=tail or log_tail(job.log_path))
@@ -75,11 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     directory = preview_dir(settings, args.task)
     job = PreviewJob.model_validate_json((directory / "job.json").read_text(encoding="utf-8"))
     tasks = open_task_service(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop, up = threading.Event(), threading.Event()
+
+    def on_term(*_: object) -> None:
+        stop.set()
+        if not up.is_set():  # still building or waiting for the health check: interrupt that
+            raise StoppedWhileStarting
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         target = target_for(job, choose_sandbox(settings.unsafe_no_sandbox))
-        ending = supervise(tasks, target, job, directory, stop)
+        ending = supervise(tasks, target, job, directory, stop, up)
     except PreviewFailed as exc:  # the target could not even be set up (no bucket configured...)
         ending = Ending(how="failed", reason=str(exc))
     except Exception as exc:  # recorded, so the task never shows a preview that is not there

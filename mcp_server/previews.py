@@ -40,7 +40,7 @@ from mcp_server.workspaces import TaskWorkspaces
 from sandbox.base import Sandbox
 from sandbox.worktree import BRANCH_PREFIX
 from tools.forge.base import ForgeUnavailable
-from tools.preview.base import TARGETS, PreviewFailed, PreviewJob, PreviewTarget, log_tail
+from tools.preview.base import LOG_FILE, SOCKET_DIR, TARGETS, PreviewFailed, PreviewJob, PreviewTarget, log_tail
 from tools.preview.local import LocalPreview, kill_sandbox
 from tools.preview.s3 import S3Preview, S3Settings
 
@@ -55,6 +55,7 @@ SYSTEM = Actor(kind="system", name="previews")
 STOP_GRACE_S = 30.0
 POLL_S = 0.1
 DEPENDENCY_DIRS = ("node_modules", ".venv")
+SAVED_LOG_CHARS = 1 << 20
 
 _supervisors: set[subprocess.Popen[bytes]] = set()
 """Supervisors this process started: held so a running one is never garbage-collected (Python warns), and
@@ -215,9 +216,13 @@ class PreviewService:
         _, worktree = self.workspaces.live_worktree(task.id)
         tree = directory / "tree"
         left_out = manager.snapshot(head, tree, worktree.uid)
+        # The run directory stays Shipway's: the sandbox writes the log it is given but cannot swap it for a link,
+        # and its socket lives in sock/, the one directory it owns.
         run_dir = Path(tempfile.mkdtemp(prefix=f"shipway-preview-{task.id}-"))
+        run_dir.chmod(0o755)
+        (run_dir / SOCKET_DIR).mkdir(mode=0o700)
         note = f"left out of the snapshot (links out of the tree, special files): {', '.join(left_out[:20])}\n"
-        (run_dir / "preview.log").write_text(note if left_out else "", encoding="utf-8")
+        (run_dir / LOG_FILE).write_text(note if left_out else "", encoding="utf-8")
         readonly = [(Path(__file__).resolve().parent.parent / "tools" / "preview" / "relay.py", RELAY_IN_SANDBOX)]
         if sys.prefix != sys.base_prefix:
             readonly.append((Path(sys.prefix), Path(sys.prefix)))  # Shipway's own interpreter, for relay and servers
@@ -226,7 +231,7 @@ class PreviewService:
             if source is not None and not (tree / name).exists():
                 readonly.append((source, tree / name))
         if worktree.uid is not None:
-            for path in (run_dir, run_dir / "preview.log"):
+            for path in (run_dir / SOCKET_DIR, run_dir / LOG_FILE):
                 os.chown(path, worktree.uid, worktree.uid)
         job = PreviewJob(task_id=task.id, target=target, commit=head, tree=tree, run_dir=run_dir, uid=worktree.uid,  # type: ignore[arg-type]
                          hidden=[manager.repo, self.settings.state_path, manager.common_dir], readonly=readonly,
@@ -334,7 +339,8 @@ class PreviewService:
         if newest is None or newest.action not in LIVE:
             return False
         directory = preview_dir(self.settings, task.id)
-        pid = read_host(directory).get("pid")
+        started = _newest(self.tasks.store.events(task.id), ("preview_started",))
+        pid = read_host(directory).get("pid", started.payload.get("pid") if started else None)  # before host.json
         if supervisor_alive(pid, task.id):
             assert isinstance(pid, int)
             os.kill(pid, 15)
@@ -370,7 +376,7 @@ class PreviewService:
             job = PreviewJob.model_validate_json((directory / "job.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return ""
-        live = job.log_path if job.log_path.exists() else directory / "preview.log"
+        live = job.log_path if job.log_path.exists() else directory / LOG_FILE
         return log_tail(live, 200_000)
 
     def on_task_end(self, task: Task) -> None:
@@ -380,6 +386,7 @@ class PreviewService:
 def save_log(job: PreviewJob, directory: Path) -> None:
     """Keep the preview's log with the task and remove the short-lived socket directory."""
     if job.run_dir.exists():
-        if job.log_path.exists():
-            shutil.copyfile(job.log_path, directory / "preview.log")
+        kept = log_tail(job.log_path, SAVED_LOG_CHARS)  # never copyfile: see tools/preview/base.py open_plain
+        if kept:
+            (directory / LOG_FILE).write_text(kept, encoding="utf-8")
         shutil.rmtree(job.run_dir, ignore_errors=True)

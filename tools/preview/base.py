@@ -11,6 +11,8 @@ for its whole life: it calls `start`, then `wait`, then `stop`, whatever ends it
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -23,7 +25,9 @@ from tools.errors import ToolInputError
 TargetName = Literal["local", "s3"]
 TARGETS: tuple[TargetName, ...] = ("local", "s3")
 LOG_FILE = "preview.log"
+SOCKET_DIR = "sock"
 SOCKET_FILE = "relay.sock"
+LOG_READ_CAP = 4 << 20
 
 
 class PreviewFailed(ToolInputError):
@@ -43,7 +47,8 @@ class PreviewJob(BaseModel):
     target: TargetName
     commit: str
     tree: Path = Field(description="Snapshot of the commit's files; the sandbox's writable workdir")
-    run_dir: Path = Field(description="Short host path for the relay's socket and the log; writable in the sandbox")
+    run_dir: Path = Field(description="Short host path, owned by Shipway: the log (writable by the sandbox, not "
+                          "replaceable) and sock/ (the relay's socket; the sandbox's own directory)")
     uid: int | None = Field(default=None, description="Unprivileged uid the sandboxed commands run as (root only)")
     hidden: list[Path] = Field(default_factory=list, description="Host paths the sandbox must not see")
     readonly: list[tuple[Path, Path]] = Field(default_factory=list, description="(host, sandbox) read-only binds")
@@ -61,11 +66,30 @@ class PreviewJob(BaseModel):
 
     @property
     def socket_path(self) -> Path:
-        return self.run_dir / SOCKET_FILE
+        return self.run_dir / SOCKET_DIR / SOCKET_FILE
 
     def workspace(self) -> Workspace:
         return Workspace(workdir=self.tree, hidden=tuple(self.hidden), readonly=tuple(self.readonly), uid=self.uid,
                          writable=(self.run_dir,))  # fmt: skip
+
+
+def open_plain(path: Path, flags: int = os.O_RDONLY) -> int:
+    """A file descriptor of `path` only if it is a regular file reached without following a symlink.
+
+    The sandbox can write to a preview's log; Shipway (maybe root) must never be led by it to read
+    or append to another file, nor hang on a FIFO or a device."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    return fd
+
+
+def append_log(path: Path, text: str) -> None:
+    """Append to a preview's log, safely (see open_plain)."""
+    fd = open_plain(path, os.O_WRONLY | os.O_APPEND)
+    with os.fdopen(fd, "ab") as out:
+        out.write(text.encode("utf-8", "replace"))
 
 
 class Deployment(BaseModel):
@@ -100,9 +124,10 @@ class PreviewTarget(Protocol):
 
 
 def log_tail(path: Path, limit: int = 2_000) -> str:
-    """The last `limit` characters of a log file ('' when there is none)."""
+    """The last `limit` characters of a log file ('' when there is none, or it is not a plain file)."""
+    limit = min(limit, LOG_READ_CAP)
     try:
-        with path.open("rb") as handle:
+        with os.fdopen(open_plain(path), "rb") as handle:
             handle.seek(0, 2)
             size = handle.tell()
             handle.seek(max(0, size - limit * 4))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from sandbox.base import Limits, NetworkPolicy, Sandbox
-from tools.preview.base import PreviewFailed, PreviewJob, log_tail
+from tools.preview.base import PreviewFailed, PreviewJob, append_log, log_tail
 from tools.preview.detect import PreviewConfig
 
 
 def note(job: PreviewJob, text: str) -> None:
     """Append a line of Shipway's own to the preview's log."""
-    with job.log_path.open("a", encoding="utf-8") as log:
-        log.write(text.rstrip("\n") + "\n")
+    append_log(job.log_path, text.rstrip("\n") + "\n")
 
 
 def run_build(sandbox: Sandbox, job: PreviewJob, config: PreviewConfig) -> None:
@@ -20,8 +19,7 @@ def run_build(sandbox: Sandbox, job: PreviewJob, config: PreviewConfig) -> None:
     note(job, f"$ {config.build}")
     limits = Limits(timeout_s=job.build_timeout_s)
     result = sandbox.run(["/bin/sh", "-c", config.build], job.workspace(), limits, NetworkPolicy.NONE)
-    with job.log_path.open("a", encoding="utf-8") as log:
-        log.write(result.stdout + result.stderr)
+    append_log(job.log_path, result.stdout + result.stderr)
     if result.exit_code != 0:
         why = result.limit_hit or f"exit {result.exit_code}"
         raise PreviewFailed(
