@@ -47,8 +47,10 @@ class PreviewJob(BaseModel):
     target: TargetName
     commit: str
     tree: Path = Field(description="Snapshot of the commit's files; the sandbox's writable workdir")
-    run_dir: Path = Field(description="Short host path, owned by Shipway: the log (writable by the sandbox, not "
-                          "replaceable) and sock/ (the relay's socket; the sandbox's own directory)")
+    run_dir: Path = Field(
+        description="Short host path, owned by Shipway: the log (writable by the sandbox, not "
+        "replaceable) and sock/ (the relay's socket; the sandbox's own directory)"
+    )
     uid: int | None = Field(default=None, description="Unprivileged uid the sandboxed commands run as (root only)")
     hidden: list[Path] = Field(default_factory=list, description="Host paths the sandbox must not see")
     readonly: list[tuple[Path, Path]] = Field(default_factory=list, description="(host, sandbox) read-only binds")
