@@ -18,7 +18,6 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -26,24 +25,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mcp_server.agent_queue import Lease
-from mcp_server.errors import StoreError
+from mcp_server.aws_errors import aws_errors
 
 MAX_RECEIVES = 5
-MISSING_QUEUE = "AWS.SimpleQueueService.NonExistentQueue"
 _FREE = "attribute_not_exists(task_id) OR attribute_not_exists(worker) OR lease_until <= :now"
-
-
-@contextlib.contextmanager
-def _queue_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "")
-        hint = "; run `shipway tables create`" if code in ("ResourceNotFoundException", MISSING_QUEUE) else ""
-        raise StoreError(f"agent queue (AWS) {what}: {code}: {error.get('Message')}{hint}") from exc
-    except BotoCoreError as exc:
-        raise StoreError(f"agent queue (AWS) {what}: {exc}") from exc
 
 
 def _condition_failed(exc: ClientError) -> bool:
@@ -67,7 +52,7 @@ class SqsAgentQueue:
     def create(self) -> list[str]:
         """Create the queue, its dead-letter queue and the lease table if missing; the names created."""
         made: list[str] = []
-        with _queue_errors("creating the queue"):
+        with aws_errors("agent queue (AWS)", "creating the queue"):
             existing = set(self.db.list_tables().get("TableNames", []))
             if self.leases_table not in existing:
                 self.db.create_table(TableName=self.leases_table, BillingMode="PAY_PER_REQUEST",
@@ -90,13 +75,13 @@ class SqsAgentQueue:
     @property
     def url(self) -> str:
         if self._url is None:
-            with _queue_errors(f"finding queue {self.queue_name} (run `shipway tables create`)"):
+            with aws_errors("agent queue (AWS)", f"finding queue {self.queue_name} (run `shipway tables create`)"):
                 self._url = self.sqs.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
         return self._url
 
     def dead_letters(self) -> int:
         """Messages in the dead-letter queue (approximate, as SQS counts)."""
-        with _queue_errors("reading the dead-letter queue"):
+        with aws_errors("agent queue (AWS)", "reading the dead-letter queue"):
             url = self.sqs.get_queue_url(QueueName=f"{self.queue_name}-dead")["QueueUrl"]
             found = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
         return int(found["Attributes"]["ApproximateNumberOfMessages"])
@@ -105,7 +90,7 @@ class SqsAgentQueue:
 
     def _update(self, task_id: str, what: str, **request: Any) -> dict[str, Any] | None:
         """One UpdateItem on the task's lease: its new attributes, or None when its condition failed."""
-        with _queue_errors(f"{what} {task_id}"):
+        with aws_errors("agent queue (AWS)", f"{what} {task_id}"):
             try:
                 found = self.db.update_item(TableName=self.leases_table, Key={"task_id": {"S": task_id}},
                                             ReturnValues="ALL_NEW", **request)  # fmt: skip
@@ -116,7 +101,7 @@ class SqsAgentQueue:
         return dict(found.get("Attributes", {}))
 
     def _item(self, task_id: str) -> dict[str, Any]:
-        with _queue_errors(f"reading the lease of {task_id}"):
+        with aws_errors("agent queue (AWS)", f"reading the lease of {task_id}"):
             found = self.db.get_item(TableName=self.leases_table, Key={"task_id": {"S": task_id}}, ConsistentRead=True)
         return dict(found.get("Item", {}))
 
@@ -131,7 +116,7 @@ class SqsAgentQueue:
                             ConditionExpression="attribute_exists(worker) AND lease_until > :now")  # fmt: skip
         if held is not None:
             return False  # a live worker holds it: it goes round again instead
-        with _queue_errors(f"queueing {task_id}"):
+        with aws_errors("agent queue (AWS)", f"queueing {task_id}"):
             self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps({"task_id": task_id}))
         return True
 
@@ -156,7 +141,7 @@ class SqsAgentQueue:
             return task_id if self._take(task_id, worker, lease_s, time.time(), None) else None
         while True:
             since = time.time()  # the lease counts from before the receive, so it never outlives the invisibility
-            with _queue_errors("receiving"):
+            with aws_errors("agent queue (AWS)", "receiving"):
                 got = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=1, WaitTimeSeconds=1,
                                                VisibilityTimeout=math.ceil(lease_s),
                                                MessageSystemAttributeNames=["SentTimestamp"])  # fmt: skip
@@ -189,7 +174,7 @@ class SqsAgentQueue:
             self.put(task_id)  # the holder let go meanwhile: queue it afresh
         else:
             self.put(task_id)  # a second delivery, or a wake-up while held: the holder goes round again
-        with _queue_errors("dropping a duplicate"):
+        with aws_errors("agent queue (AWS)", "dropping a duplicate"):
             self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
 
     def renew(self, task_id: str, worker: str, lease_s: float) -> bool:

@@ -8,17 +8,15 @@ many machines it must be shared: `S3Transcripts` keeps each line as its own obje
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from mcp_server.errors import StoreError
+from mcp_server.aws_errors import aws_errors
 
 RUNS_DIR = "agent-runs"
 
@@ -69,17 +67,6 @@ class LocalTranscripts:
         return str(self._file(task_id, round_no))
 
 
-@contextlib.contextmanager
-def _s3_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise StoreError(f"transcripts (S3) {what}: {error.get('Code')}: {error.get('Message')}") from exc
-    except BotoCoreError as exc:
-        raise StoreError(f"transcripts (S3) {what}: {exc}") from exc
-
-
 class S3Transcripts:
     def __init__(self, bucket: str, prefix: str = "shipway", endpoint_url: str | None = None,
                  region: str | None = None) -> None:  # fmt: skip
@@ -93,25 +80,25 @@ class S3Transcripts:
         return f"{self.prefix}/{RUNS_DIR}/{task_id}/round-{round_no}/"
 
     def _keys(self, task_id: str, round_no: int) -> list[str]:
-        with _s3_errors(f"listing {self.where(task_id, round_no)}"):
+        with aws_errors("transcripts (S3)", f"listing {self.where(task_id, round_no)}"):
             pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
                                                                        Prefix=self._dir(task_id, round_no))  # fmt: skip
             return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
     def lines(self, task_id: str, round_no: int) -> list[bytes]:
-        with _s3_errors(f"reading {self.where(task_id, round_no)}"):
+        with aws_errors("transcripts (S3)", f"reading {self.where(task_id, round_no)}"):
             return [
                 self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read() for key in self._keys(task_id, round_no)
             ]
 
     def append(self, task_id: str, round_no: int, line: bytes) -> None:
         key = f"{self._dir(task_id, round_no)}{len(self._keys(task_id, round_no)) + 1:06d}.json"
-        with _s3_errors(f"writing {key}"):
+        with aws_errors("transcripts (S3)", f"writing {key}"):
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=line, ContentType="application/json")
 
     def truncate(self, task_id: str, round_no: int, keep: int) -> None:
         for key in self._keys(task_id, round_no)[keep:]:
-            with _s3_errors(f"removing {key}"):
+            with aws_errors("transcripts (S3)", f"removing {key}"):
                 self.s3.delete_object(Bucket=self.bucket, Key=key)
 
     def where(self, task_id: str, round_no: int) -> str:
@@ -119,7 +106,7 @@ class S3Transcripts:
 
     def create_bucket(self) -> bool:
         """Create the bucket if it is missing; True when it was created."""
-        with _s3_errors(f"creating bucket {self.bucket}"):
+        with aws_errors("transcripts (S3)", f"creating bucket {self.bucket}"):
             try:
                 self.s3.head_bucket(Bucket=self.bucket)
                 return False

@@ -130,7 +130,10 @@ def test_writers_killed_with_sigkill_mid_write_leave_no_torn_task_or_broken_chai
     rng = random.Random(7)
     targets = [shared.id, "new", "new"]
     writers = [_writer(db, target, 1_000_000, capture=False) for target in targets]
-    time.sleep(0.5)
+    deadline = time.monotonic() + 30  # the churn starts once the writers write (start-up is slow on a busy machine)
+    while len(store.events(shared.id)) < 2 or len(store.all_ids()) < 2:
+        assert time.monotonic() < deadline, "the writers never started writing"
+        time.sleep(0.05)
     # Churn: every few milliseconds one writer dies mid-stream and a fresh one takes its place.
     for _ in range(100):
         time.sleep(rng.uniform(0.02, 0.08))

@@ -15,16 +15,15 @@ fine for thousands of tasks, and the one place a larger team would add an index.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mcp_server.aws_errors import aws_errors
 from mcp_server.errors import StoreError, TaskNotFound
 from mcp_server.tasks.chain import GENESIS_SHA256, seal_event
 from mcp_server.tasks.machine import check_transition
@@ -32,18 +31,6 @@ from mcp_server.tasks.model import Event, Task, TaskState, utcnow
 
 MAX_ATTEMPTS = 50
 _NOT_FOUND = "no task {!r}; list_tasks (or `shipway task list`) shows existing ids"
-
-
-@contextlib.contextmanager
-def _store_errors(what: str) -> Iterator[None]:
-    """Translate boto3 failures into StoreError at this adapter."""
-    try:
-        yield
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise StoreError(f"task store (DynamoDB) {what}: {error.get('Code')}: {error.get('Message')}") from exc
-    except BotoCoreError as exc:
-        raise StoreError(f"task store (DynamoDB) {what}: {exc}") from exc
 
 
 def _cancelled_by_condition(exc: ClientError) -> bool:
@@ -75,7 +62,7 @@ class DynamoTaskStore:
             self.events_table: ([("task_id", "S"), ("seq", "N")], [("task_id", "HASH"), ("seq", "RANGE")]),
         }
         made = []
-        with _store_errors("creating the tables"):
+        with aws_errors("task store (DynamoDB)", "creating the tables"):
             existing = set(self.db.list_tables().get("TableNames", []))
             for name, (attributes, keys) in specs.items():
                 if name in existing:
@@ -148,7 +135,7 @@ class DynamoTaskStore:
     # -- reads
 
     def get(self, task_id: str) -> Task:
-        with _store_errors("reading a task"):
+        with aws_errors("task store (DynamoDB)", "reading a task"):
             found = self.db.get_item(TableName=self.tasks_table, Key={"id": {"S": task_id}}, ConsistentRead=True)
         item = found.get("Item")
         if item is None:
@@ -157,7 +144,7 @@ class DynamoTaskStore:
 
     def _scan(self) -> list[Task]:
         tasks: list[Task] = []
-        with _store_errors("listing tasks"):
+        with aws_errors("task store (DynamoDB)", "listing tasks"):
             for page in self.db.get_paginator("scan").paginate(TableName=self.tasks_table, ConsistentRead=True):
                 tasks += [Task.model_validate_json(item["data"]["S"]) for item in page.get("Items", [])]
         return tasks
@@ -176,7 +163,7 @@ class DynamoTaskStore:
         query = {"TableName": self.events_table, "ConsistentRead": True,
                  "KeyConditionExpression": "task_id = :t AND seq > :after",
                  "ExpressionAttributeValues": {":t": {"S": task_id}, ":after": {"N": str(after_seq)}}}  # fmt: skip
-        with _store_errors("reading events"):
+        with aws_errors("task store (DynamoDB)", "reading events"):
             for page in self.db.get_paginator("query").paginate(**query):  # type: ignore[arg-type]
                 found += [Event.model_validate_json(item["data"]["S"]) for item in page.get("Items", [])]
                 if limit is not None and len(found) >= limit:

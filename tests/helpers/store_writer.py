@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from mcp_server.tasks.base import TaskStore
-from mcp_server.tasks.dynamo_store import DynamoTaskStore
 from mcp_server.tasks.model import Task, TaskState, utcnow
 from mcp_server.tasks.sqlite_store import SqliteTaskStore
 
@@ -30,6 +29,8 @@ def new_task() -> Task:
 
 def open_store(db: str) -> TaskStore:
     if db.startswith("dynamodb:"):
+        from mcp_server.tasks.dynamo_store import DynamoTaskStore  # boto3 costs ~0.5 s of start-up: only when asked
+
         prefix, _, endpoint = db.removeprefix("dynamodb:").partition("@")
         return DynamoTaskStore(prefix, endpoint_url=endpoint)
     return SqliteTaskStore(Path(db))

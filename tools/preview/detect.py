@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from tools.errors import ToolInputError
+from tools.repo_tables import read_table
 
 DEFAULT_PORT = 8000
 STATIC_DIRS = ("dist", "build", "public", "_site", "site", ".")
@@ -56,19 +56,7 @@ class ServePlan(BaseModel):
 
 def read_preview_config(text: str | None) -> PreviewConfig:
     """The `[preview]` table of a shipway.toml's text (defaults without one)."""
-    if not text:
-        return PreviewConfig()
-    try:
-        table = tomllib.loads(text).get("preview", {})
-    except tomllib.TOMLDecodeError as exc:
-        raise ToolInputError(f"shipway.toml is not valid TOML: {exc}") from exc
-    if not isinstance(table, dict):
-        raise ToolInputError("shipway.toml: `preview` must be a table ([preview])")
-    try:
-        return PreviewConfig.model_validate(table)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ToolInputError(f"shipway.toml [preview]: {problems}") from exc
+    return read_table(text, "preview", PreviewConfig)
 
 
 def load_preview_config(tree: Path) -> PreviewConfig:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import configparser
 import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from tools.errors import ToolInputError
+from tools.repo_tables import read_table
 
 Framework = Literal["pytest", "node", "go", "cargo", "make", "command"]
 NPM_DEFAULT_TEST = 'echo "Error: no test specified" && exit 1'
@@ -63,20 +63,8 @@ class TestSpec(BaseModel):
 
 
 def read_test_config(text: str | None) -> TestConfig:
-    """The `[test]` table of a shipway.toml's text (an empty config without one)."""
-    if not text:
-        return TestConfig()
-    try:
-        table = tomllib.loads(text).get("test", {})
-    except tomllib.TOMLDecodeError as exc:
-        raise ToolInputError(f"shipway.toml is not valid TOML: {exc}") from exc
-    if not isinstance(table, dict):
-        raise ToolInputError("shipway.toml: `test` must be a table ([test])")
-    try:
-        return TestConfig.model_validate(table)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ToolInputError(f"shipway.toml [test]: {problems}") from exc
+    """The `[test]` table of a shipway.toml's text (defaults without one)."""
+    return read_table(text, "test", TestConfig)
 
 
 def _read(path: Path, limit: int = 1 << 20) -> str:
