@@ -107,6 +107,11 @@ def read_host(directory: Path) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
+def reap_supervisors() -> None:
+    """Forget (and reap) the supervisors this process started that have ended."""
+    _supervisors.difference_update({p for p in _supervisors if p.poll() is not None})
+
+
 def supervisor_alive(pid: object, task_id: str) -> bool:
     """The supervisor of `task_id` still runs as `pid` (a reused pid, or a zombie, is not it)."""
     if not isinstance(pid, int):
@@ -183,7 +188,7 @@ class PreviewService:
     # -- starting
 
     def _start(self, task: Task, target: str, head: str, actor: Actor) -> PreviewStatus:
-        self._end(task, "replaced by a new preview", actor, quiet=True)
+        self._end(task, "replaced by a new preview", actor)
         self._prepare(task, target, head)
         directory = preview_dir(self.settings, task.id)
         process = self._launch(task.id, directory)
@@ -249,7 +254,7 @@ class PreviewService:
         with (directory / "host.log").open("ab") as out:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                        env=env, start_new_session=True)  # fmt: skip
-        _supervisors.difference_update({p for p in _supervisors if p.poll() is not None})
+        reap_supervisors()
         _supervisors.add(process)
         return process
 
@@ -333,7 +338,7 @@ class PreviewService:
             return status.model_copy(update={"reason": status.reason or "no preview is running"})
         return self.status(task.id)
 
-    def _end(self, task: Task, reason: str, actor: Actor, quiet: bool = False) -> bool:
+    def _end(self, task: Task, reason: str, actor: Actor) -> bool:
         """Stop the task's live preview, if any, and record it; False when none was live."""
         newest = _newest(self.tasks.store.events(task.id), RUNNING)
         if newest is None or newest.action not in LIVE:
@@ -349,6 +354,7 @@ class PreviewService:
                 time.sleep(POLL_S)
             if supervisor_alive(pid, task.id):
                 os.kill(pid, 9)
+            reap_supervisors()
         self._cleanup(task.id)
         newest = _newest(self.tasks.store.events(task.id), RUNNING)
         if newest is not None and newest.action in LIVE:  # the supervisor did not record an ending first
