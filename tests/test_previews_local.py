@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -39,13 +39,12 @@ from mcp_server.tasks.model import Actor, Task
 from tests.helpers.gitrepo import git, init_repo
 from tests.helpers.samples import sample_repo
 from tests.helpers.servers import SHIPWAY
+from tests.helpers.waiting import wait_for
 from tools.edits.blocks import EditBlock
 from tools.errors import ToolInputError
 from tools.preview.base import PreviewJob
 from tools.preview.detect import PreviewConfig, load_preview_config, read_preview_config, serve_plan, static_dir
 from tools.preview.forward import PortForwarder
-
-T = TypeVar("T")
 
 ALICE = Actor(kind="human", name="alice")
 CODER = Actor(kind="agent", name="coder")
@@ -98,18 +97,6 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Probe).serve_forever()
 
 
 # -- helpers: waiting, HTTP, processes
-
-
-def wait_for(check: Callable[[], T | None], timeout_s: float, what: str) -> T:
-    """`check()` once it is truthy, polled until `timeout_s` passes (then TimeoutError naming `what`)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"not within {timeout_s:g} s: {what}")
-        time.sleep(0.05)
 
 
 def get(url: str, timeout_s: float = 10) -> tuple[int, str]:

@@ -17,14 +17,13 @@ import signal
 import sqlite3
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -43,12 +42,11 @@ from tests.helpers.gitrepo import git
 from tests.helpers.moto_server import FAKE_CREDENTIALS
 from tests.helpers.samples import sample_repo
 from tests.helpers.servers import SHIPWAY
+from tests.helpers.waiting import wait_for
 from tests.test_sandbox_tool import needs_bwrap
 from tools.edits.blocks import EditBlock
 from tools.preview.base import PreviewFailed
 from tools.preview.s3 import site_files
-
-T = TypeVar("T")
 
 ALICE = Actor(kind="human", name="alice")  # starts the tasks
 CAROL = Actor(kind="human", name="carol")  # reviews them
@@ -61,18 +59,6 @@ pytestmark = [needs_bwrap]
 
 
 # -- helpers
-
-
-def wait_for(check: Callable[[], T], timeout_s: float, what: str) -> T:
-    """`check()` once it is truthy, polled until `timeout_s` passes (then TimeoutError naming `what`)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"not within {timeout_s:g} s: {what}")
-        time.sleep(0.05)
 
 
 def anonymous_get(url: str) -> tuple[int, str, str]:
