@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from mcp_server.agent_dispatch import AgentDispatch
 from mcp_server.agent_queue import AgentQueue, SqliteAgentQueue
+from mcp_server.artifacts import open_artifacts
 from mcp_server.ci import ForgeCI, LocalCI, TaskCI
-from mcp_server.config import Settings
+from mcp_server.config import Settings, ensure_state_dir
 from mcp_server.previews import PreviewService
 from mcp_server.review_gate import ReviewGate
 from mcp_server.sqs_queue import SqsAgentQueue
@@ -20,7 +20,7 @@ from mcp_server.tasks.service import TaskService
 from mcp_server.tasks.sqlite_store import SqliteTaskStore
 from mcp_server.test_runs import TaskTests
 from mcp_server.transcripts import LocalTranscripts, S3Transcripts, Transcripts
-from mcp_server.workspaces import TaskWorkspaces
+from mcp_server.workspaces import TaskWorkspaces, local_repo
 from tools.forge.base import Forge
 from tools.forge.github import GitHubForge
 from tools.forge.local import LocalForge
@@ -47,15 +47,6 @@ class ServerDeps:
     previews: PreviewService
 
 
-def ensure_state_dir(path: Path) -> Path:
-    """Create the state directory; a `.gitignore` of `*` keeps all of it out of git."""
-    path.mkdir(parents=True, exist_ok=True)
-    ignore = path / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# Shipway's local state: never commit it.\n*\n", encoding="utf-8")
-    return path
-
-
 def open_store(settings: Settings) -> TaskStore:
     """The configured task store: SQLite under the state directory, or DynamoDB (`SHIPWAY_STORE=aws`)."""
     if settings.store == "aws":
@@ -73,10 +64,8 @@ def open_queue(settings: Settings) -> AgentQueue:
 
 def open_transcripts(settings: Settings) -> Transcripts:
     """Agent transcripts: in S3 when a team shares a bucket (`SHIPWAY_AWS_ARTIFACTS_BUCKET`), else local files."""
-    if settings.store == "aws" and settings.aws_artifacts_bucket:
-        return S3Transcripts(settings.aws_artifacts_bucket, settings.aws_table_prefix, settings.aws_endpoint_url,
-                             settings.aws_region)  # fmt: skip
-    return LocalTranscripts(settings.state_path)
+    artifacts = open_artifacts(settings)
+    return S3Transcripts(artifacts) if artifacts else LocalTranscripts(settings.state_path)
 
 
 def open_task_service(settings: Settings) -> TaskService:
@@ -119,9 +108,10 @@ def forges(settings: Settings) -> Callable[[Task], Forge]:
                              settings.github_api_url, settings.github_git_url)  # fmt: skip
 
     def forge_for(task: Task) -> Forge:
-        if github is not None and Path(task.repo) == settings.repo:
+        repo = local_repo(task, settings)
+        if github is not None and repo == settings.repo:
             return github
-        return LocalForge(Path(task.repo), settings.merge_method)
+        return LocalForge(repo, settings.merge_method)
 
     return forge_for
 

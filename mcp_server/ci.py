@@ -145,7 +145,7 @@ class LocalCI:
 
     def _test_head(self, task: Task, head: str) -> TestReport:
         tests = self.tests
-        manager = tests.workspaces.manager(Path(task.repo))
+        manager = tests.workspaces.manager_for(task)
         run_id, out = tests.store.new_run(None)
         logs: list[str] = []
         spec, suite = tests.run_at_commit(manager, head, lambda tree: self._spec(tree, task), None, out / "head", logs)

@@ -184,8 +184,7 @@ def reviewer_group() -> None:
 
 
 def _reviewers(repo: Path | None) -> ReviewerStore:
-    from mcp_server.app import ensure_state_dir
-    from mcp_server.config import load_settings
+    from mcp_server.config import ensure_state_dir, load_settings
 
     return ReviewerStore(ensure_state_dir(load_settings(repo=repo).state_path))
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import click
 
+from mcp_server.artifacts import S3Artifacts
 from mcp_server.cli_common import repo_option
 from mcp_server.config import load_settings
 from mcp_server.sqs_queue import SqsAgentQueue
 from mcp_server.tasks.dynamo_store import DynamoTaskStore
-from mcp_server.transcripts import S3Transcripts
 
 
 @click.group("tables")
@@ -37,8 +37,8 @@ def tables_create(prefix: str | None, repo: Path | None) -> None:
     if settings.aws_artifacts_bucket:
         bucket = settings.aws_artifacts_bucket
         names.append(f"s3://{bucket}")
-        transcripts = S3Transcripts(bucket, settings.aws_table_prefix, settings.aws_endpoint_url, settings.aws_region)
-        if transcripts.create_bucket():
+        artifacts = S3Artifacts(bucket, settings.aws_table_prefix, settings.aws_endpoint_url, settings.aws_region)
+        if artifacts.create_bucket():
             made.append(f"s3://{bucket}")
     for name in names:
         click.echo(f"{name}: {'created' if name in made else 'already there'}")

@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     aws_artifacts_bucket: str | None = Field(
         default=None,
         pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
-        description="S3 bucket for agent transcripts, so any machine can resume",
+        description="S3 bucket for what machines share: transcripts, task branches, diffs, test reports and logs",
     )
     aws_max_receives: int = Field(
         default=5,
@@ -318,3 +318,12 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_describe(exc)) from exc
     finally:
         _repo_file_values.reset(token)
+
+
+def ensure_state_dir(path: Path) -> Path:
+    """Create the state directory; a `.gitignore` of `*` keeps all of it out of git."""
+    path.mkdir(parents=True, exist_ok=True)
+    ignore = path / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# Shipway's local state: never commit it.\n*\n", encoding="utf-8")
+    return path

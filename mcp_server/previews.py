@@ -217,8 +217,8 @@ class PreviewService:
         directory = preview_dir(self.settings, task.id)
         if directory.exists():
             shutil.rmtree(directory)
-        manager = self.workspaces.manager(Path(task.repo))
         _, worktree = self.workspaces.live_worktree(task.id)
+        manager = self.workspaces.manager(worktree.repo)
         tree = directory / "tree"
         left_out = manager.snapshot(head, tree, worktree.uid)
         # The run directory stays Shipway's: the sandbox writes the log it is given but cannot swap it for a link,

@@ -23,7 +23,6 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from html import escape
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlparse
 
@@ -172,7 +171,7 @@ class ReviewSite:
                 return
             head = view.pr.head_sha if view.pr else None
             if head and head != task.base_commit:
-                repo = Path(task.repo)
+                repo = self.deps.workspaces.manager_for(task).repo
                 view.diff = run_git(repo, "diff", "--no-color", "--no-ext-diff", task.base_commit, head,
                                     overrides=driver_overrides(repo)).stdout  # fmt: skip
         except PAGE_ERRORS as exc:

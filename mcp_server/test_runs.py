@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mcp_server.config import REPO_FILE, Settings
+from mcp_server.shared_test_runs import SharedTestRunStore
 from mcp_server.tasks.chain import sha256_hex
 from mcp_server.tasks.model import Actor, Task, TaskState, utcnow
 from mcp_server.workspaces import TaskWorkspaces
@@ -100,7 +101,9 @@ class TaskTests:
     def __init__(self, workspaces: TaskWorkspaces, settings: Settings) -> None:
         self.workspaces = workspaces
         self.settings = settings
-        self.store = TestRunStore(settings.state_path / "test-runs")
+        artifacts = workspaces.shared.artifacts if workspaces.shared is not None else None
+        root = settings.state_path / "test-runs"
+        self.store = SharedTestRunStore(root, artifacts) if artifacts is not None else TestRunStore(root)
 
     @property
     def limits(self) -> Limits:
@@ -110,7 +113,7 @@ class TaskTests:
 
     def task_target(self, task_id: str) -> TestTarget:
         task, worktree = self.workspaces.live_worktree(task_id)
-        manager = self.workspaces.manager(Path(task.repo))
+        manager = self.workspaces.manager(self.workspaces.repo_of(task))
 
         def git(*args: str) -> str:
             return worktree.git(*args, overrides=driver_overrides(worktree.repo))
@@ -122,10 +125,9 @@ class TaskTests:
             manager=manager, cache=manager.state_dir / "test-cache" / task.id, scope=f"task:{task.id}",
         )  # fmt: skip
 
-    @staticmethod
-    def base_config(task: Task) -> str | None:
+    def base_config(self, task: Task) -> str | None:
         """The task's shipway.toml as of its base commit: what judges a change is not part of the change."""
-        repo = Path(task.repo)
+        repo = self.workspaces.repo_of(task)
 
         def git(*args: str) -> str:
             return run_git(repo, *args, overrides=driver_overrides(repo)).stdout

@@ -12,11 +12,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
-from mcp_server.aws_errors import aws_errors
+from mcp_server.artifacts import S3Artifacts
 
 RUNS_DIR = "agent-runs"
 
@@ -68,55 +64,25 @@ class LocalTranscripts:
 
 
 class S3Transcripts:
-    def __init__(self, bucket: str, prefix: str = "shipway", endpoint_url: str | None = None,
-                 region: str | None = None) -> None:  # fmt: skip
-        config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60,
-                        s3={"addressing_style": "path"} if endpoint_url else None)  # fmt: skip
-        self.s3 = boto3.session.Session(region_name=region).client("s3", endpoint_url=endpoint_url, config=config)
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
+    """One object per line in the team's artifacts bucket (mcp_server/artifacts.py)."""
+
+    def __init__(self, artifacts: S3Artifacts) -> None:
+        self.artifacts = artifacts
 
     def _dir(self, task_id: str, round_no: int) -> str:
-        return f"{self.prefix}/{RUNS_DIR}/{task_id}/round-{round_no}/"
-
-    def _keys(self, task_id: str, round_no: int) -> list[str]:
-        with aws_errors("transcripts (S3)", f"listing {self.where(task_id, round_no)}"):
-            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
-                                                                       Prefix=self._dir(task_id, round_no))  # fmt: skip
-            return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+        return f"{RUNS_DIR}/{task_id}/round-{round_no}/"
 
     def lines(self, task_id: str, round_no: int) -> list[bytes]:
-        with aws_errors("transcripts (S3)", f"reading {self.where(task_id, round_no)}"):
-            return [
-                self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read() for key in self._keys(task_id, round_no)
-            ]
+        found = [self.artifacts.get(name) for name in self.artifacts.names(self._dir(task_id, round_no))]
+        return [line for line in found if line is not None]
 
     def append(self, task_id: str, round_no: int, line: bytes) -> None:
-        key = f"{self._dir(task_id, round_no)}{len(self._keys(task_id, round_no)) + 1:06d}.json"
-        with aws_errors("transcripts (S3)", f"writing {key}"):
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=line, ContentType="application/json")
+        number = len(self.artifacts.names(self._dir(task_id, round_no))) + 1
+        self.artifacts.put(f"{self._dir(task_id, round_no)}{number:06d}.json", line, "application/json")
 
     def truncate(self, task_id: str, round_no: int, keep: int) -> None:
-        for key in self._keys(task_id, round_no)[keep:]:
-            with aws_errors("transcripts (S3)", f"removing {key}"):
-                self.s3.delete_object(Bucket=self.bucket, Key=key)
+        for name in self.artifacts.names(self._dir(task_id, round_no))[keep:]:
+            self.artifacts.delete(name)
 
     def where(self, task_id: str, round_no: int) -> str:
-        return f"s3://{self.bucket}/{self._dir(task_id, round_no)}"
-
-    def create_bucket(self) -> bool:
-        """Create the bucket if it is missing; True when it was created."""
-        with aws_errors("transcripts (S3)", f"creating bucket {self.bucket}"):
-            try:
-                self.s3.head_bucket(Bucket=self.bucket)
-                return False
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
-                    raise
-            region = self.s3.meta.region_name
-            if region and region != "us-east-1":
-                self.s3.create_bucket(Bucket=self.bucket,
-                                      CreateBucketConfiguration={"LocationConstraint": region})  # type: ignore[typeddict-item]  # fmt: skip
-            else:
-                self.s3.create_bucket(Bucket=self.bucket)
-            return True
+        return self.artifacts.url(self._dir(task_id, round_no))

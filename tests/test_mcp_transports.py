@@ -12,7 +12,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp_server.app import ensure_state_dir
+from mcp_server.config import ensure_state_dir
 from mcp_server.reviewers import ReviewerStore
 from mcp_server.tasks.model import Task
 from tests.helpers.servers import SHIPWAY, http_server

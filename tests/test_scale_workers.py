@@ -59,9 +59,9 @@ def team(aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 @contextmanager
-def workers(repo: Path, logs: Path, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+def workers(repo: Path, logs: Path, count: int, first: int = 0) -> Iterator[list[subprocess.Popen[bytes]]]:
     procs = []
-    for n in range(count):
+    for n in range(first, first + count):
         with (logs / f"worker-{n}.log").open("wb") as out:
             command = [SHIPWAY, "worker", "--repo", str(repo), "--poll", "0.2"]
             procs.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
@@ -72,6 +72,27 @@ def workers(repo: Path, logs: Path, count: int) -> Iterator[list[subprocess.Pope
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+
+
+def wait_for_the_edit(deps: ServerDeps, task_id: str) -> None:
+    """Until the coder has applied its edit (a recorded step) and goes on to the tests."""
+    deadline = time.monotonic() + 120
+    while True:
+        steps = [e for e in deps.tasks.store.events(task_id) if e.action == "agent_step"]
+        if any(any(c["name"] == "apply_edit" for c in e.payload["calls"]) for e in steps):
+            return
+        assert time.monotonic() < deadline, "the coder never got to its edit"
+        time.sleep(0.02)
+
+
+def kill_the_holder(deps: ServerDeps, task_id: str, procs: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    lease = deps.queue.lease(task_id)
+    assert lease is not None and lease.worker is not None
+    holder = int(lease.worker.split(":")[1])
+    victim = next(p for p in procs if p.pid == holder)
+    os.killpg(victim.pid, signal.SIGKILL)
+    assert victim.wait(timeout=10) == -signal.SIGKILL
+    return victim
 
 
 def wait_until(deps: ServerDeps, task_ids: list[str], state: TaskState, timeout_s: float) -> None:
@@ -135,20 +156,9 @@ def test_a_task_whose_worker_is_sigkilled_mid_task_is_taken_over_and_done_exactl
 ) -> None:
     task_id = team.tasks.start(REQUEST, ALICE, autonomous=True).id
     with workers(team.settings.repo, tmp_path, 2) as procs:
-        deadline = time.monotonic() + 120
-        while True:  # the coder has applied its edit (a recorded step) and goes on to the tests
-            steps = [e for e in team.tasks.store.events(task_id) if e.action == "agent_step"]
-            if any(any(c["name"] == "apply_edit" for c in e.payload["calls"]) for e in steps):
-                break
-            assert time.monotonic() < deadline, "the coder never got to its edit"
-            time.sleep(0.02)
-        lease = team.queue.lease(task_id)
-        assert lease is not None and lease.worker is not None
-        holder = int(lease.worker.split(":")[1])
-        victim = next(p for p in procs if p.pid == holder)
+        wait_for_the_edit(team, task_id)
         killed_at = time.monotonic()
-        os.killpg(victim.pid, signal.SIGKILL)
-        assert victim.wait(timeout=10) == -signal.SIGKILL
+        holder = kill_the_holder(team, task_id, procs).pid
         wait_until(team, [task_id], TaskState.REVIEW, timeout_s=180)
         recovered_s = time.monotonic() - killed_at
         deadline = time.monotonic() + 30
@@ -160,3 +170,48 @@ def test_a_task_whose_worker_is_sigkilled_mid_task_is_taken_over_and_done_exactl
     assert task_id in handled_by(tmp_path).get(f"worker-{procs.index(survivor)}", set()), "the other worker took over"
     assert recovered_s < 120, recovered_s
     assert not any(e.action == "agent_crashed" for e in events)
+
+
+def test_a_worker_on_another_machine_takes_a_task_over_from_the_shared_bucket_alone(
+    team: ServerDeps, tmp_path: Path
+) -> None:
+    """Machine A's worker dies after its edit and A is gone; machine B, with its own clone and
+    state, rebuilds the task's branch from the bundle in S3 and finishes the task."""
+    machine_a = team.settings.repo
+    machine_b = tmp_path / "machine-b"
+    subprocess.run(["git", "clone", "-q", str(machine_a), str(machine_b)], check=True, timeout=60)
+    task_id = team.tasks.start(REQUEST, ALICE, autonomous=True).id
+    with workers(machine_a, tmp_path, 1) as procs:
+        wait_for_the_edit(team, task_id)
+        kill_the_holder(team, task_id, procs)
+    edit = next(e for e in team.tasks.store.events(task_id) if e.action == "edit_applied")
+    commit = edit.payload["commit"]
+    gone = machine_a.rename(tmp_path / "machine-a-is-gone")  # its disk, state and branches with it
+    b = open_deps(load_settings(repo=machine_b))
+    try:
+        assert not (machine_b / ".git" / "refs" / "heads" / "shipway").exists(), "B starts without the branch"
+        with workers(machine_b, tmp_path, 1, first=1):
+            wait_until(b, [task_id], TaskState.REVIEW, timeout_s=180)
+            deadline = time.monotonic() + 30
+            while b.queue.lease(task_id) is not None:
+                assert time.monotonic() < deadline, b.queue.lease(task_id)
+                time.sleep(0.2)
+        events = assert_done_exactly_once(b, task_id)
+        assert task_id in handled_by(tmp_path).get("worker-1", set()), "machine B's worker finished it"
+        assert not any(e.action == "agent_crashed" for e in events)
+        branch = subprocess.run(["git", "-C", str(machine_b), "log", "--format=%H", f"main..shipway/{task_id}"],
+                                capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+        assert branch == [commit], "B's branch is A's edit, fetched, not redone"
+        pr = b.gate.pr(task_id)
+        assert pr.head_sha == commit and pr.ci == "success" and pr.state == "open"
+        shown = subprocess.run(["git", "-C", str(machine_b), "show", f"{commit}:hello/cli.py"], capture_output=True,
+                               text=True, check=True).stdout  # fmt: skip
+        assert "shout" in shown
+        s3 = boto3.client("s3", endpoint_url=team.settings.aws_endpoint_url)
+        patch = s3.get_object(Bucket="team-artifacts", Key=f"team/diffs/{task_id}/{commit}.patch")["Body"].read()
+        assert b"--shout" in patch and commit.encode() in patch
+        runs = [e.payload["run_id"] for e in events if e.action == "tests_run"]
+        assert runs and b.tests.report(runs[-1]).task_id == task_id
+        assert gone.is_dir()
+    finally:
+        b.ci.close()
