@@ -91,6 +91,9 @@ class SharedBranches:
         head, named = recorded_heads(events)
         head = head or task.base_commit
         repo = manager.repo
+        if not self._has_commit(repo, task.base_commit):
+            raise StoreError(f"task {task.id}'s base commit {task.base_commit[:12]} is not in {repo}; fetch it "
+                             "there (git fetch origin) so this machine can work on the task")  # fmt: skip
         branch = f"refs/heads/{BRANCH_PREFIX}{task.id}"
         found = run_git(repo, "rev-parse", "--verify", "--quiet", branch, check=False)
         local = found.stdout.strip() if found.returncode == 0 else None
@@ -116,9 +119,6 @@ class SharedBranches:
         return run_git(repo, "merge-base", "--is-ancestor", commit, tip, check=False).returncode == 0
 
     def _fetch(self, repo: Path, task: Task, commit: str) -> None:
-        if commit == task.base_commit:
-            raise StoreError(f"task {task.id}'s base commit {commit[:12]} is not in {repo}; fetch it there "
-                             "(git fetch origin) so this machine can work on the task")  # fmt: skip
         name = self.bundle_name(task.id, commit)
         data = self.artifacts.get(name)
         if data is None:
